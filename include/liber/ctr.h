@@ -1,0 +1,69 @@
+// CTR backbones and their one trainer. The public surface is torch-free: a backbone is
+// named, configured, trained and evaluated through these structs; the libtorch modules live
+// in src/ctr/ behind them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "liber/dataset.h"
+
+namespace liber {
+
+// Hyper-parameters shared by the backbones; each reads the ones it uses.
+struct ModelConfig {
+  std::string backbone = "din";  // din | dcnv2 | deepfm | autoint
+  int embedding_dim = 16;
+  std::vector<int> mlp = {200, 80};  // hidden units of the deep part
+  double dropout = 0.0;
+  // DIN: hidden units of the target-attention MLP.
+  std::vector<int> attention_mlp = {64};
+  // DCNv2: number of cross layers (full-rank matrix form, parallel to the MLP).
+  int cross_layers = 3;
+  // AutoInt: self-attention layers, heads, and per-head width.
+  int attention_layers = 3;
+  int attention_heads = 2;
+  int attention_dim = 16;
+  // L2 on the embeddings rows that appear in a batch (0 = off).
+  double embedding_l2 = 0.0;
+};
+
+// The backbones this build knows, in the order the CLI runs them.
+std::vector<std::string> backbone_names();
+
+struct TrainConfig {
+  int max_epochs = 10;
+  int batch_size = 1024;
+  double learning_rate = 1e-3;
+  int patience = 2;      // epochs without a better validation AUC before stopping
+  uint64_t seed = 42;
+  int threads = 0;       // libtorch intra-op threads; 0 = all cores
+  std::string checkpoint_path;  // best epoch's weights; empty = a temporary file
+  bool progress = true;  // progress bar on stderr
+};
+
+struct Metrics {
+  double auc = 0, logloss = 0, gauc = 0;
+};
+
+struct TrainResult {
+  std::string backbone;
+  Metrics valid;                 // at the best epoch
+  Metrics test;                  // of the best epoch's weights
+  int epochs = 0;                // epochs run
+  int best_epoch = 0;            // 1-based
+  double train_samples_per_s = 0;  // over all epochs' training steps
+  double train_seconds = 0;
+  int threads = 0;
+};
+
+// Trains `model` on data.train with early stopping on data.valid AUC, restores the best
+// epoch and evaluates it on data.test. Deterministic for config.seed when threads == 1.
+TrainResult train_and_evaluate(const CtrDataset& data, const ModelConfig& model,
+                               const TrainConfig& config);
+
+// Sets libtorch's thread pools (0 = all cores) and returns the count in effect.
+int set_compute_threads(int threads);
+
+}  // namespace liber

@@ -1,0 +1,42 @@
+// A progress bar for long work (data passes, training epochs, later LLM passes): count,
+// rate and ETA on stderr. On a terminal it redraws one line; otherwise (CI, logs) it prints
+// a line every ~10% so logs stay readable.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace liber {
+
+class ProgressBar {
+ public:
+  ProgressBar(std::string label, uint64_t total, std::string unit = "samples",
+              bool enabled = true);
+  ~ProgressBar();
+  ProgressBar(const ProgressBar&) = delete;
+  ProgressBar& operator=(const ProgressBar&) = delete;
+
+  void advance(uint64_t n = 1);
+  // Prints the final line (count, elapsed, mean rate); idempotent.
+  void finish();
+
+  uint64_t done() const { return done_; }
+  double elapsed_seconds() const;
+
+ private:
+  void draw(bool final_line);
+
+  std::string label_, unit_;
+  uint64_t total_, done_ = 0;
+  bool enabled_, tty_, finished_ = false;
+  int last_decile_ = -1;
+  std::chrono::steady_clock::time_point start_, last_draw_;
+};
+
+// "1.2M", "35.4k", "812" — compact counts for progress lines and tables.
+std::string human_count(double value);
+// "1h02m", "3m05s", "12s".
+std::string human_duration(double seconds);
+
+}  // namespace liber

@@ -1,0 +1,29 @@
+// Experiment results: one record per (dataset, backbone, variant), written as JSON and
+// printed as a Markdown table.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "liber/ctr.h"
+
+namespace liber {
+
+struct ResultRecord {
+  std::string dataset;       // e.g. "ml-1m"
+  std::string data_note;     // provenance, e.g. "ratings of users 1-2999 only"
+  std::string backbone;
+  std::string variant = "base";  // "base" now; "+liber" variants later
+  TrainResult result;
+  uint64_t seed = 0;
+  std::size_t train_samples = 0, valid_samples = 0, test_samples = 0;
+};
+
+// JSON array of records (one object each, flat fields: dataset, backbone, variant, auc,
+// logloss, gauc, epochs, best_epoch, train_samples_per_s, ...).
+std::string results_json(const std::vector<ResultRecord>& records);
+void write_results_json(const std::vector<ResultRecord>& records, const std::string& path);
+// | dataset | backbone | variant | AUC | LogLoss | gAUC | epochs | train samples/s |
+std::string results_markdown(const std::vector<ResultRecord>& records);
+
+}  // namespace liber

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# One idempotent setup for liber: installs the system packages it needs (Debian), then
+# configures and builds into ./build. Safe to rerun: installed packages and an up-to-date
+# build are skipped. Options:
+#   --bench   also create the Python environment for bench/ (FuxiCTR peer), outside the tree
+#   --no-build  only install dependencies
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_bench=0; want_build=1
+for arg in "$@"; do
+  case "$arg" in
+    --bench) want_bench=1 ;;
+    --no-build) want_build=0 ;;
+    *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+# Caches live outside the build tree so a clean rebuild does not redo them.
+LIBER_HOME="${LIBER_HOME:-$HOME/.cache/liber}"
+mkdir -p "$LIBER_HOME"
+
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  libtorch-dev                      # CTR models and fusion (CPU, 1.13)
+  librocksdb-dev                    # durable state
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev
+  libcurl4-openssl-dev libssl-dev libarchive-dev   # dataset download + checksum + unzip
+)
+if [ "$want_bench" = 1 ]; then
+  packages+=(python3-venv python3-pip python3-torch python3-numpy python3-pandas python3-sklearn python3-yaml python3-h5py python3-tqdm)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "$want_bench" = 1 ]; then
+  # Debian's python3-torch (same 1.13 as libtorch) seen through --system-site-packages, so
+  # FuxiCTR and liber run the same torch. FuxiCTR imports ray at module load; the pins keep
+  # pip from replacing Debian's numpy/pandas (numpy 2 breaks torch 1.13).
+  venv="$LIBER_HOME/bench-venv"
+  if [ ! -x "$venv/bin/python" ]; then
+    /usr/bin/python3 -m venv --system-site-packages "$venv"
+  fi
+  if ! "$venv/bin/python" -c "import fuxictr, polars, pyarrow, ray" 2>/dev/null; then
+    "$venv/bin/pip" install -q --no-deps "fuxictr==2.3.10"
+    "$venv/bin/pip" install -q polars "pyarrow<26" pydantic "ray[data]>=2.52" "numpy<2" "pandas<2"
+  fi
+fi
+
+if [ "$want_build" = 1 ]; then
+  jobs="${LIBER_BUILD_JOBS:-$(nproc)}"
+  if [ ! -f build/build.ninja ]; then
+    cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+  fi
+  cmake --build build -j "$jobs"
+fi
+echo "setup: done"
