@@ -58,7 +58,6 @@ struct SplitConfig {
   double test_fraction = 0.1;   // last fraction of each user's events
   double valid_fraction = 0.1;  // last fraction of each user's train part
   int history_length = 10;      // N recent item ids
-  uint64_t seed = 42;           // only the order of train samples depends on it
 };
 
 struct CtrDataset {

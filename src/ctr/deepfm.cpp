@@ -1,0 +1,41 @@
+// DeepFM (Guo et al., IJCAI 2017): logit = first-order term + FM pairwise interactions + MLP,
+// all over the same field embeddings. The first-order term uses per-feature 1-d embeddings
+// (FuxiCTR's LR layer), so the dense plug-in contributes a linear term there as well.
+#include "liber/ctr/backbone.h"
+
+namespace liber::ctr {
+namespace {
+
+class DeepFm : public Backbone {
+ public:
+  DeepFm(const FeatureSchema& schema, const ModelConfig& config) {
+    const int64_t d = config.embedding_dim;
+    embedding = register_module("embedding", FeatureEmbedding(schema, d));
+    linear_ = register_module("linear", FeatureEmbedding(schema, 1));
+    bias_ = register_parameter("bias", torch::zeros({1}));
+    mlp_ = register_module("mlp", MLP(embedding->num_fields() * d, config.mlp, config.dropout, 1));
+  }
+
+  torch::Tensor forward(const Batch& batch) override {
+    torch::Tensor fields = embedding(batch).fields;                  // [B, F, d]
+    torch::Tensor first_order = linear_(batch).fields.sum({1, 2});   // [B]
+    return first_order + bias_ + fm_interaction(fields) + mlp_(fields.flatten(1)).squeeze(-1);
+  }
+
+  torch::Tensor embedding_l2(const Batch& batch) override {
+    return embedding->l2_penalty(batch) + linear_->l2_penalty(batch);
+  }
+
+ private:
+  FeatureEmbedding linear_{nullptr};
+  torch::Tensor bias_;
+  MLP mlp_{nullptr};
+};
+
+}  // namespace
+
+std::shared_ptr<Backbone> make_deepfm(const FeatureSchema& schema, const ModelConfig& config) {
+  return std::make_shared<DeepFm>(schema, config);
+}
+
+}  // namespace liber::ctr

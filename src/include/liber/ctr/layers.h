@@ -1,0 +1,166 @@
+// Shared libtorch layers of the CTR backbones: field embeddings (with the dense plug point),
+// MLP, DIN target attention, DCNv2 cross network, AutoInt self-attention and the FM term.
+// Every backbone in src/ctr/ is a short composition of these.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "liber/dataset.h"
+
+namespace liber::ctr {
+
+// A minibatch: rows of a SampleSet as tensors.
+struct Batch {
+  torch::Tensor sparse;     // [B, S] int64, one id per sparse field
+  torch::Tensor sequences;  // [B, sum L] int64, sequence fields side by side (undefined if none)
+  torch::Tensor dense;      // [B, D] float, the plug-point input (undefined if dense_dim == 0)
+  int64_t size() const { return sparse.size(0); }
+};
+
+// Xavier-normal weights and zero bias, FuxiCTR's default for its linear layers.
+void init_linear(torch::nn::Linear& linear);
+
+// table.index_select(0, ids) for a float [rows, d] table and 1-D int64 ids, whose backward
+// scatter-adds the rows with one tight loop (libtorch 1.13's index_select / embedding
+// backward runs one tensor operation per looked-up row).
+torch::Tensor gather_rows(const torch::Tensor& table, const torch::Tensor& ids);
+
+// What FeatureEmbedding hands to a backbone.
+struct FieldEmbeddings {
+  torch::Tensor fields;        // [B, F, d]: sparse fields, pooled sequence fields, dense
+  torch::Tensor history;       // [B, N, d] history item embeddings, zero at padding
+  torch::Tensor history_mask;  // [B, N] float, 1 where a history item is present
+  torch::Tensor target;        // [B, d] embedding of the target item id
+};
+
+// Embeds every field of a FeatureSchema. Each SparseField and each non-shared SequenceField
+// owns a block of rows in one fused table (same model as one table per field, but a batch
+// is looked up with one gather); a SequenceField with `shares_embedding_with` reads the
+// named SparseField's rows. Sequence fields are pooled by a mean over their non-zero ids.
+// When schema.dense_dim > 0 the dense input is projected to d and appended as the last
+// field: the plug point every backbone consumes through the same path.
+class FeatureEmbeddingImpl : public torch::nn::Module {
+ public:
+  // pool_history = false leaves the history field out of `fields` (DIN attends over it).
+  FeatureEmbeddingImpl(const FeatureSchema& schema, int64_t dim, bool pool_history = true);
+
+  FieldEmbeddings forward(const Batch& batch);
+  // Sum of the squared embedding rows the batch uses (each distinct row once).
+  torch::Tensor l2_penalty(const Batch& batch);
+
+  int64_t num_fields() const { return num_fields_; }
+  int64_t dim() const { return dim_; }
+
+  torch::Tensor table;                           // [rows, d]
+  torch::nn::Linear dense_projection{nullptr};   // dense_dim -> d, when dense_dim > 0
+
+ private:
+  torch::Tensor sparse_ids(const Batch& batch) const;    // [B, S] rows of the fused table
+  torch::Tensor sequence_ids(const Batch& batch) const;  // [B, sum L]
+
+  int64_t dim_ = 0;
+  int64_t num_fields_ = 0;
+  int64_t num_sparse_ = 0;
+  int64_t sequence_width_ = 0;
+  int history_field_ = -1;
+  int target_field_ = -1;
+  bool pool_history_ = true;
+  torch::Tensor sparse_offsets_;    // [S] first row of each sparse field's block
+  torch::Tensor sequence_offsets_;  // [sum L] first row of each position's block
+  std::vector<std::pair<int64_t, int64_t>> sequence_slices_;  // (start, length) per field
+};
+TORCH_MODULE(FeatureEmbedding);
+
+// Linear / ReLU / dropout stack; with output_dim > 0 a final Linear without activation.
+class MLPImpl : public torch::nn::Module {
+ public:
+  MLPImpl(int64_t input_dim, const std::vector<int>& hidden, double dropout,
+          int64_t output_dim = 0);
+  torch::Tensor forward(torch::Tensor x);
+  int64_t output_dim() const { return output_dim_; }
+
+ private:
+  torch::nn::Sequential layers_;
+  int64_t output_dim_ = 0;
+};
+TORCH_MODULE(MLP);
+
+// DIN's local activation unit: an MLP on [q, k, q - k, q * k] scores each history item, the
+// scores are masked (no softmax, as in the DIN paper) and weight a sum of the items.
+// The first layer keeps the usual Linear(4d, h) parameters but is evaluated as
+// (W_q + W_d) q + (W_k - W_d) k + W_p (q * k): the query part once per sample instead of
+// once per history item, and no [B, N, 4d] concatenation. With one hidden layer and no
+// dropout (the default) the ReLU and the output layer run as one fused kernel;
+// allow_fused = false keeps plain libtorch ops (same parameters, same result).
+class TargetAttentionImpl : public torch::nn::Module {
+ public:
+  TargetAttentionImpl(int64_t dim, const std::vector<int>& hidden, double dropout = 0.0,
+                      bool allow_fused = true);
+  // query [B, d], keys [B, N, d], mask [B, N] -> [B, d]
+  torch::Tensor forward(torch::Tensor query, torch::Tensor keys, torch::Tensor mask);
+
+ private:
+  int64_t dim_;
+  bool fused_ = false;
+  torch::nn::Linear first_{nullptr};   // [q, k, q - k, q * k] -> h
+  torch::nn::Linear output_{nullptr};  // h -> 1 (one hidden layer, no dropout)
+  torch::nn::Dropout dropout_{nullptr};
+  MLP rest_{nullptr};                  // h -> ... -> 1 (otherwise)
+};
+TORCH_MODULE(TargetAttention);
+
+// DCNv2 full-rank cross network: x_{l+1} = x0 * (W_l x_l + b_l) + x_l.
+class CrossNetworkImpl : public torch::nn::Module {
+ public:
+  CrossNetworkImpl(int64_t dim, int layers);
+  torch::Tensor forward(torch::Tensor x0);
+
+ private:
+  std::vector<torch::nn::Linear> layers_;
+};
+TORCH_MODULE(CrossNetwork);
+
+// One AutoInt interacting layer: multi-head self-attention over fields with a residual
+// projection and ReLU. [B, F, input_dim] -> [B, F, heads * attention_dim]. The attention
+// itself runs as one fused kernel; allow_fused = false keeps plain libtorch ops (same
+// parameters, same result).
+class SelfAttentionImpl : public torch::nn::Module {
+ public:
+  SelfAttentionImpl(int64_t input_dim, int64_t attention_dim, int64_t heads,
+                    bool allow_fused = true);
+  torch::Tensor forward(torch::Tensor x);
+  int64_t output_dim() const { return attention_dim_ * heads_; }
+
+ private:
+  int64_t attention_dim_, heads_;
+  bool fused_;
+  torch::nn::Linear query_{nullptr}, key_{nullptr}, value_{nullptr}, residual_{nullptr};
+};
+TORCH_MODULE(SelfAttention);
+
+// Adam (Kingma & Ba; the update of torch::optim::Adam without weight decay or amsgrad) as
+// one pass per parameter over raw memory, instead of libtorch's seven tensor operations and
+// their temporaries per parameter. Parameters must be contiguous float tensors.
+class FusedAdam {
+ public:
+  FusedAdam(std::vector<torch::Tensor> params, double lr, double beta1 = 0.9,
+            double beta2 = 0.999, double eps = 1e-8);
+  // Drops the gradients (the next backward allocates them afresh, no zero-fill).
+  void zero_grad();
+  void step();
+
+ private:
+  std::vector<torch::Tensor> params_, exp_avg_, exp_avg_sq_;
+  double lr_, beta1_, beta2_, eps_;
+  int64_t step_ = 0;
+};
+
+// Factorization-machine second-order term: sum over field pairs of <e_i, e_j>,
+// 0.5 * ((sum_i e_i)^2 - sum_i e_i^2) summed over d. [B, F, d] -> [B].
+torch::Tensor fm_interaction(const torch::Tensor& fields);
+
+}  // namespace liber::ctr

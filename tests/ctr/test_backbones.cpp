@@ -1,0 +1,438 @@
+// The CTR backbones and the trainer on a small synthetic dataset whose labels follow a
+// learnable rule of the target item and the history.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "liber/ctr.h"
+#include "liber/ctr/backbone.h"
+#include "liber/error.h"
+#include "liber/metrics.h"
+
+namespace liber {
+namespace {
+
+constexpr int64_t kUsers = 200, kItems = 100, kCategories = 10, kHistory = 5;
+
+int64_t category(int64_t item) { return item % kCategories + 1; }
+
+FeatureSchema synthetic_schema(int dense_dim) {
+  FeatureSchema s;
+  s.sparse = {{"user_id", kUsers + 1}, {"item_id", kItems + 1},
+              {"item_category", kCategories + 1}, {"gender", 3}};
+  s.sequences = {{"history", kItems + 1, static_cast<int>(kHistory), "item_id"},
+                 {"genres", kCategories + 1, 2, ""}};
+  s.target_item_field = 1;
+  s.history_field = 0;
+  s.dense_dim = dense_dim;
+  return s;
+}
+
+// Labels: a per-item bias (even items are liked) plus "the target's category is in the
+// history". With dense_label the labels are independent of the ids and the first dense
+// column carries them (noisily): only the plug point can explain them.
+void fill(SampleSet& set, std::size_t n, int dense_dim, bool dense_label, std::mt19937_64& rng) {
+  std::uniform_int_distribution<int64_t> user(1, kUsers), item(1, kItems), gender(1, 2);
+  std::uniform_int_distribution<int> length(0, kHistory);
+  std::uniform_real_distribution<double> unit(0, 1);
+  std::normal_distribution<float> noise(0, 0.3f);
+  for (std::size_t i = 0; i < n; ++i) {
+    const int64_t u = user(rng), target = item(rng);
+    set.sparse.insert(set.sparse.end(), {u, target, category(target), gender(rng)});
+    const int len = length(rng);
+    bool hit = false;
+    for (int j = 0; j < kHistory; ++j) {
+      const int64_t h = j < len ? item(rng) : 0;
+      hit |= h != 0 && category(h) == category(target);
+      set.sequences.push_back(h);
+    }
+    set.sequences.push_back(category(target));
+    set.sequences.push_back(unit(rng) < 0.5 ? category(target + 1) : 0);
+    const double logit = 2.5 * (target % 2 == 0 ? 1 : -1) + 1.5 * (hit ? 1 : -1);
+    float label = unit(rng) < 1.0 / (1.0 + std::exp(-logit)) ? 1.0f : 0.0f;
+    if (dense_label) label = unit(rng) < 0.5 ? 1.0f : 0.0f;
+    for (int k = 0; k < dense_dim; ++k)
+      set.dense.push_back((k == 0 && dense_label ? 2.0f * label - 1.0f : 0.0f) + noise(rng));
+    set.labels.push_back(label);
+    set.users.push_back(static_cast<uint32_t>(u));
+    set.timestamps.push_back(static_cast<int64_t>(i));
+  }
+}
+
+CtrDataset synthetic(int dense_dim = 0, bool dense_label = false, uint64_t seed = 7) {
+  CtrDataset data;
+  data.name = "synthetic";
+  data.schema = synthetic_schema(dense_dim);
+  std::mt19937_64 rng(seed);
+  fill(data.train, 2000, dense_dim, dense_label, rng);
+  fill(data.valid, 500, dense_dim, dense_label, rng);
+  fill(data.test, 500, dense_dim, dense_label, rng);
+  return data;
+}
+
+ModelConfig small_model(const std::string& backbone) {
+  ModelConfig m;
+  m.backbone = backbone;
+  m.embedding_dim = 8;
+  m.mlp = {32, 16};
+  m.attention_mlp = {16};
+  m.cross_layers = 2;
+  m.attention_layers = 2;
+  m.attention_heads = 2;
+  m.attention_dim = 8;
+  return m;
+}
+
+TrainConfig fast_training() {
+  TrainConfig t;
+  t.max_epochs = 3;
+  t.batch_size = 128;
+  t.learning_rate = 1e-2;
+  t.threads = 1;
+  t.progress = std::getenv("LIBER_TEST_PROGRESS") != nullptr;  // per-epoch metrics on stderr
+  return t;
+}
+
+ctr::Batch first_rows(const SampleSet& set, const FeatureSchema& schema, int64_t rows) {
+  const int64_t s = static_cast<int64_t>(schema.sparse.size());
+  int64_t l = 0;
+  for (const auto& f : schema.sequences) l += f.length;
+  ctr::Batch b;
+  b.sparse = torch::tensor(std::vector<int64_t>(set.sparse.begin(), set.sparse.begin() + rows * s))
+                 .view({rows, s});
+  b.sequences = torch::tensor(std::vector<int64_t>(set.sequences.begin(),
+                                                   set.sequences.begin() + rows * l))
+                    .view({rows, l});
+  if (schema.dense_dim > 0)
+    b.dense = torch::tensor(std::vector<float>(set.dense.begin(),
+                                               set.dense.begin() + rows * schema.dense_dim))
+                  .view({rows, schema.dense_dim});
+  return b;
+}
+
+class Backbones : public ::testing::TestWithParam<std::string> {};
+
+TEST(CtrBackbones, NamesAreTheFour) {
+  EXPECT_EQ(backbone_names(), (std::vector<std::string>{"din", "dcnv2", "deepfm", "autoint"}));
+}
+
+TEST(CtrBackbones, UnknownNameThrowsConfigError) {
+  const CtrDataset data = synthetic();
+  try {
+    ctr::make_backbone(data.schema, small_model("nope"));
+    FAIL() << "no exception";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Config);
+    EXPECT_NE(std::string(e.what()).find("din"), std::string::npos);  // lists valid names
+  }
+  EXPECT_THROW(train_and_evaluate(data, small_model("nope"), fast_training()), Error);
+}
+
+TEST(CtrBackbones, FeatureEmbeddingSharesTablesAndAppendsDense) {
+  torch::manual_seed(1);
+  const CtrDataset data = synthetic(3);
+  ctr::FeatureEmbedding emb(data.schema, 4);
+  // Own rows: four sparse fields + genres; the history reads item_id's rows.
+  EXPECT_EQ(emb->table.size(0), (kUsers + 1) + (kItems + 1) + (kCategories + 1) + 3 + (kCategories + 1));
+  EXPECT_EQ(emb->num_fields(), 4 + 2 + 1);
+  const ctr::Batch b = first_rows(data.train, data.schema, 6);
+  ctr::FieldEmbeddings e = emb(b);
+  EXPECT_EQ(e.fields.sizes(), (std::vector<int64_t>{6, 7, 4}));
+  EXPECT_EQ(e.history.sizes(), (std::vector<int64_t>{6, kHistory, 4}));
+  EXPECT_EQ(e.history_mask.sizes(), (std::vector<int64_t>{6, kHistory}));
+  // A history item's embedding is the item_id row of the same item.
+  for (int64_t r = 0; r < 6; ++r)
+    for (int64_t j = 0; j < kHistory; ++j) {
+      const int64_t id = b.sequences[r][j].item<int64_t>();
+      if (id == 0) {
+        EXPECT_EQ(e.history_mask[r][j].item<float>(), 0.0f);
+        EXPECT_TRUE(e.history[r][j].eq(0).all().item<bool>());
+      } else {
+        EXPECT_TRUE(torch::equal(e.history[r][j], emb->table[(kUsers + 1) + id]));
+      }
+    }
+  EXPECT_TRUE(torch::equal(e.target, emb->table.index_select(0, b.sparse.select(1, 1) + (kUsers + 1))));
+  // The dense input is the last field.
+  EXPECT_TRUE(torch::allclose(e.fields.select(1, 6), emb->dense_projection(b.dense)));
+}
+
+TEST(CtrBackbones, LayersHaveTheDocumentedShapes) {
+  torch::manual_seed(1);
+  ctr::MLP mlp(12, std::vector<int>{8, 4}, 0.0, 1);
+  EXPECT_EQ(mlp(torch::randn({5, 12})).sizes(), (std::vector<int64_t>{5, 1}));
+  ctr::TargetAttention att(6, std::vector<int>{8});
+  auto keys = torch::randn({5, 3, 6});
+  auto mask = torch::tensor({1.f, 1.f, 0.f}).repeat({5, 1});
+  auto out = att(torch::randn({5, 6}), keys, mask);
+  EXPECT_EQ(out.sizes(), (std::vector<int64_t>{5, 6}));
+  ctr::CrossNetwork cross(10, 2);
+  EXPECT_EQ(cross(torch::randn({5, 10})).sizes(), (std::vector<int64_t>{5, 10}));
+  ctr::SelfAttention self(6, 4, 3);
+  EXPECT_EQ(self(torch::randn({5, 7, 6})).sizes(), (std::vector<int64_t>{5, 7, 12}));
+  // FM equals the explicit pairwise sum.
+  auto e = torch::randn({5, 4, 3});
+  auto pairs = torch::zeros({5});
+  for (int i = 0; i < 4; ++i)
+    for (int j = i + 1; j < 4; ++j) pairs += (e.select(1, i) * e.select(1, j)).sum(-1);
+  EXPECT_TRUE(torch::allclose(ctr::fm_interaction(e), pairs, 1e-4, 1e-5));
+}
+
+TEST(CtrBackbones, TargetAttentionIgnoresMaskedItems) {
+  torch::manual_seed(2);
+  ctr::TargetAttention att(6, std::vector<int>{8});
+  auto q = torch::randn({4, 6});
+  auto keys = torch::randn({4, 3, 6});
+  auto mask = torch::tensor({1.f, 1.f, 0.f}).repeat({4, 1});
+  auto keys2 = keys.clone();
+  keys2.select(1, 2).normal_();
+  EXPECT_TRUE(torch::allclose(att(q, keys, mask), att(q, keys2, mask)));
+}
+
+TEST(CtrBackbones, FusedTargetAttentionMatchesPlainOps) {
+  for (int threads : {1, 2}) {
+    at::set_num_threads(threads);  // the fused kernels' parallel path
+    torch::manual_seed(5);
+    ctr::TargetAttention fused(8, std::vector<int>{16});
+    torch::manual_seed(5);
+    ctr::TargetAttention plain(8, std::vector<int>{16}, 0.0, /*allow_fused=*/false);
+    const auto q = torch::randn({70, 8}), k = torch::randn({70, 4, 8});
+    const auto mask = (torch::rand({70, 4}) > 0.3).to(torch::kFloat);
+    std::vector<torch::Tensor> grads[2];
+    torch::Tensor out[2];
+    int i = 0;
+    for (ctr::TargetAttention* att : {&fused, &plain}) {
+      auto qi = q.clone().requires_grad_(), ki = k.clone().requires_grad_();
+      out[i] = (*att)(qi, ki, mask);
+      (out[i] * torch::arange(8).to(torch::kFloat)).sum().backward();
+      grads[i] = {qi.grad(), ki.grad()};
+      for (const auto& p : (*att)->parameters()) grads[i].push_back(p.grad());
+      ++i;
+    }
+    EXPECT_TRUE(torch::allclose(out[0], out[1], 1e-5, 1e-6));
+    // DIN's formula written out: sum_n mask * (w2 . relu(W1 [q, k, q - k, q * k] + b1) + b2) * k.
+    auto params = fused->named_parameters();
+    auto qe = q.unsqueeze(1).expand_as(k);
+    auto hidden = torch::relu(torch::nn::functional::linear(
+        torch::cat({qe, k, qe - k, qe * k}, -1), params["first.weight"], params["first.bias"]));
+    auto score = torch::nn::functional::linear(hidden, params["output.weight"],
+                                               params["output.bias"]).squeeze(-1) * mask;
+    EXPECT_TRUE(torch::allclose(out[0], (score.unsqueeze(-1) * k).sum(1), 1e-4, 1e-5));
+    ASSERT_EQ(grads[0].size(), grads[1].size());
+    for (std::size_t j = 0; j < grads[0].size(); ++j)
+      EXPECT_TRUE(torch::allclose(grads[0][j], grads[1][j], 1e-4, 1e-5)) << "gradient " << j;
+  }
+  at::set_num_threads(1);
+}
+
+TEST(CtrBackbones, FusedSelfAttentionMatchesPlainOps) {
+  for (int threads : {1, 2}) {
+    at::set_num_threads(threads);
+    torch::manual_seed(8);
+    ctr::SelfAttention fused(6, 4, 3);
+    torch::manual_seed(8);
+    ctr::SelfAttention plain(6, 4, 3, /*allow_fused=*/false);
+    const auto x = torch::randn({40, 5, 6});
+    const auto weights = torch::randn({40, 5, 12});
+    torch::Tensor out[2], input_grad[2];
+    std::vector<torch::Tensor> grads[2];
+    int i = 0;
+    for (ctr::SelfAttention* layer : {&fused, &plain}) {
+      auto xi = x.clone().requires_grad_();
+      out[i] = (*layer)(xi);
+      (out[i] * weights).sum().backward();
+      input_grad[i] = xi.grad();
+      for (const auto& p : (*layer)->parameters()) grads[i].push_back(p.grad());
+      ++i;
+    }
+    EXPECT_TRUE(torch::allclose(out[0], out[1], 1e-5, 1e-5));
+    EXPECT_TRUE(torch::allclose(input_grad[0], input_grad[1], 1e-4, 1e-5));
+    ASSERT_EQ(grads[0].size(), 4u);
+    for (std::size_t j = 0; j < grads[0].size(); ++j)
+      EXPECT_TRUE(torch::allclose(grads[0][j], grads[1][j], 1e-4, 1e-5)) << "parameter " << j;
+  }
+  at::set_num_threads(1);
+}
+
+TEST(CtrBackbones, FusedAdamMatchesLibtorchAdam) {
+  torch::manual_seed(6);
+  auto a = torch::randn({37, 5}).requires_grad_();
+  auto b = a.detach().clone().requires_grad_();
+  ctr::FusedAdam fused({a}, 1e-2);
+  torch::optim::Adam reference({b}, torch::optim::AdamOptions(1e-2));
+  for (int step = 0; step < 5; ++step) {
+    const auto target = torch::randn({37, 5});
+    fused.zero_grad();
+    reference.zero_grad();
+    (a - target).pow(2).sum().backward();
+    (b - target).pow(2).sum().backward();
+    fused.step();
+    reference.step();
+  }
+  EXPECT_TRUE(torch::allclose(a, b, 1e-5, 1e-6));
+}
+
+TEST_P(Backbones, ForwardGivesOneLogitPerSample) {
+  torch::manual_seed(3);
+  for (int dense : {0, 4}) {
+    const CtrDataset data = synthetic(dense);
+    auto model = ctr::make_backbone(data.schema, small_model(GetParam()));
+    const ctr::Batch b = first_rows(data.train, data.schema, 9);
+    torch::Tensor logits = model->forward(b);
+    EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{9})) << "dense_dim " << dense;
+    EXPECT_TRUE(torch::isfinite(logits).all().item<bool>());
+  }
+}
+
+TEST_P(Backbones, LearnsTheSyntheticRule) {
+  const CtrDataset data = synthetic();
+  const TrainResult r = train_and_evaluate(data, small_model(GetParam()), fast_training());
+  EXPECT_EQ(r.backbone, GetParam());
+  EXPECT_GE(r.best_epoch, 1);
+  EXPECT_LE(r.best_epoch, r.epochs);
+  EXPECT_EQ(r.threads, 1);
+  EXPECT_GT(r.train_samples_per_s, 0);
+  EXPECT_GT(r.test.auc, 0.75) << GetParam();
+  EXPECT_GT(r.valid.auc, 0.75) << GetParam();
+  EXPECT_LT(r.test.logloss, 0.65) << GetParam();
+  EXPECT_FALSE(std::isnan(r.test.gauc));
+}
+
+TEST_P(Backbones, DensePlugPointReceivesGradients) {
+  torch::manual_seed(4);
+  const CtrDataset data = synthetic(4, /*dense_label=*/true);
+  auto model = ctr::make_backbone(data.schema, small_model(GetParam()));
+  ASSERT_TRUE(model->embedding->dense_projection);
+  const ctr::Batch b = first_rows(data.train, data.schema, 64);
+  auto labels = torch::tensor(std::vector<float>(data.train.labels.begin(),
+                                                 data.train.labels.begin() + 64));
+  torch::binary_cross_entropy_with_logits(model->forward(b), labels).backward();
+  const torch::Tensor grad = model->embedding->dense_projection->weight.grad();
+  ASSERT_TRUE(grad.defined());
+  EXPECT_GT(grad.abs().sum().item<double>(), 0.0);
+}
+
+TEST_P(Backbones, LearnsFromTheDenseInputAlone) {
+  const CtrDataset data = synthetic(4, /*dense_label=*/true);
+  const TrainResult r = train_and_evaluate(data, small_model(GetParam()), fast_training());
+  EXPECT_GT(r.test.auc, 0.9) << GetParam();
+}
+
+INSTANTIATE_TEST_SUITE_P(All, Backbones,
+                         ::testing::Values("din", "dcnv2", "deepfm", "autoint"),
+                         [](const auto& info) { return info.param; });
+
+TEST(CtrTrainer, SameSeedOnOneThreadIsDeterministic) {
+  const CtrDataset data = synthetic();
+  ModelConfig m = small_model("din");
+  m.dropout = 0.1;  // dropout draws from the seeded generator too
+  m.embedding_l2 = 1e-4;
+  TrainConfig t = fast_training();
+  t.max_epochs = 2;
+  const TrainResult a = train_and_evaluate(data, m, t);
+  const TrainResult b = train_and_evaluate(data, m, t);
+  EXPECT_EQ(a.test.auc, b.test.auc);
+  EXPECT_EQ(a.test.logloss, b.test.logloss);
+  EXPECT_EQ(a.valid.auc, b.valid.auc);
+  EXPECT_EQ(a.best_epoch, b.best_epoch);
+  t.seed = 43;
+  const TrainResult c = train_and_evaluate(data, m, t);
+  EXPECT_NE(a.test.logloss, c.test.logloss);
+}
+
+TEST(CtrTrainer, WritesTheBestEpochCheckpointAndStopsEarly) {
+  const CtrDataset data = synthetic();
+  TrainConfig t = fast_training();
+  t.max_epochs = 30;
+  t.patience = 1;
+  t.learning_rate = 5e-2;  // overfits quickly, so validation AUC stops improving
+  const std::string path = ::testing::TempDir() + "liber_ctr_checkpoint.pt";
+  std::remove(path.c_str());
+  t.checkpoint_path = path;
+  const TrainResult r = train_and_evaluate(data, small_model("deepfm"), t);
+  EXPECT_LT(r.epochs, 30);
+  EXPECT_EQ(r.epochs, r.best_epoch + 1);
+  // The file on disk holds the best epoch: loading it reproduces the test AUC.
+  torch::manual_seed(0);
+  auto model = ctr::make_backbone(data.schema, small_model("deepfm"));
+  torch::serialize::InputArchive archive;
+  archive.load_from(path);
+  model->load(archive);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const ctr::Batch b = first_rows(data.test, data.schema, static_cast<int64_t>(data.test.size()));
+  torch::Tensor p = torch::sigmoid(model->forward(b)).contiguous();
+  std::vector<float> scores(p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
+  EXPECT_DOUBLE_EQ(auc(data.test.labels, scores), r.test.auc);
+  std::remove(path.c_str());
+}
+
+TEST(CtrTrainer, RejectsIdsOutsideTheVocabulary) {
+  CtrDataset data = synthetic();
+  data.train.sparse[1] = kItems + 5;
+  EXPECT_THROW(train_and_evaluate(data, small_model("din"), fast_training()), Error);
+}
+
+TEST(CtrTrainer, SetComputeThreads) {
+  EXPECT_EQ(set_compute_threads(1), 1);
+  EXPECT_EQ(at::get_num_threads(), 1);
+  EXPECT_GE(set_compute_threads(0), 1);
+  EXPECT_EQ(set_compute_threads(2), 2);  // callable again: the inter-op pool is sized once
+  EXPECT_EQ(set_compute_threads(1), 1);
+  EXPECT_THROW(set_compute_threads(-1), Error);
+}
+
+}  // namespace
+}  // namespace liber
+
+namespace liber {
+namespace {
+
+// Throughput probe, not run by default (--gtest_also_run_disabled_tests): DIN with batch
+// 1024 and embedding 16 on an ML-1M-sized synthetic schema. LIBER_TEST_THREADS sets the
+// thread count (default 1).
+TEST(CtrTrainer, DISABLED_DinThroughput) {
+  constexpr int64_t users = 6040, items = 3706, n = 200000, history = 10, genres = 6;
+  CtrDataset data;
+  data.schema.sparse = {{"user_id", users + 1}, {"gender", 3},       {"age", 8},
+                        {"occupation", 22},     {"zip", 3440},       {"item_id", items + 1},
+                        {"item_year", 82}};
+  data.schema.sequences = {{"item_genres", 19, static_cast<int>(genres), ""},
+                           {"history_item_ids", items + 1, static_cast<int>(history), "item_id"}};
+  data.schema.target_item_field = 5;
+  data.schema.history_field = 1;
+  std::mt19937_64 rng(1);
+  auto make = [&](SampleSet& set, int64_t count) {
+    for (int64_t i = 0; i < count; ++i) {
+      for (const auto& f : data.schema.sparse)
+        set.sparse.push_back(static_cast<int64_t>(rng() % static_cast<uint64_t>(f.vocab - 1)) + 1);
+      for (const auto& f : data.schema.sequences)
+        for (int j = 0; j < f.length; ++j)
+          set.sequences.push_back(rng() % 4 == 0 ? 0 : static_cast<int64_t>(rng() % static_cast<uint64_t>(f.vocab - 1)) + 1);
+      set.labels.push_back(set.sparse[set.sparse.size() - 2] % 2 == 0 ? 1.0f : 0.0f);
+      set.users.push_back(static_cast<uint32_t>(set.sparse[set.sparse.size() - 7]));
+    }
+  };
+  make(data.train, n);
+  make(data.valid, n / 10);
+  make(data.test, n / 10);
+  ModelConfig m;
+  m.backbone = "din";
+  m.embedding_dim = 16;
+  TrainConfig t;
+  t.max_epochs = 2;
+  t.batch_size = 1024;
+  t.threads = std::getenv("LIBER_TEST_THREADS") ? std::atoi(std::getenv("LIBER_TEST_THREADS")) : 1;
+  t.progress = true;
+  const TrainResult r = train_and_evaluate(data, m, t);
+  std::fprintf(stderr, "DIN: %.0f train samples/s on %d threads (%d epochs, %.2f s)\n",
+               r.train_samples_per_s, r.threads, r.epochs, r.train_seconds);
+}
+
+}  // namespace
+}  // namespace liber
