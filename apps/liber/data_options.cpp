@@ -1,0 +1,46 @@
+#include <cstdio>
+
+#include "cli.h"
+#include "liber/error.h"
+
+namespace liber::cli {
+
+void DataOptions::add_to(CLI::App& app) {
+  app.add_option("--dataset", dataset, "ml-1m | ml-100k | generic")->capture_default_str();
+  app.add_option("--data-dir", data_dir,
+                 "directory with the dataset's files (default: $LIBER_DATA_DIR, else download)");
+  app.add_option("--events", events, "generic: events file (.csv or .jsonl)");
+  app.add_option("--items", items, "generic: item catalog (.csv or .jsonl)");
+  app.add_option("--users", users, "generic: optional user table (.csv or .jsonl)");
+  app.add_flag("--skip-bad-lines", skip_bad_lines,
+               "skip malformed lines (counted and reported) instead of stopping");
+  app.add_option("--max-users", max_users, "keep only the first N users (0 = all)");
+  app.add_option("--history", history_length, "recent item ids per sample")->capture_default_str();
+}
+
+BehaviorLog DataOptions::load() const {
+  ReadOptions opt;
+  opt.skip_bad_lines = skip_bad_lines;
+  opt.max_users = max_users;
+  BehaviorLog log;
+  if (dataset == "generic") {
+    if (events.empty() || items.empty())
+      throw Error(ErrorKind::Config, "--dataset generic needs --events and --items");
+    log = read_generic({events, items, users, "generic"}, opt);
+  } else {
+    log = load_dataset(dataset, locate_dataset(dataset, data_dir), opt);
+  }
+  const ReadReport& r = log.report;
+  for (const std::string& m : r.messages) std::fprintf(stderr, "liber: warning: %s\n", m.c_str());
+  if (r.skipped_bad_lines || r.duplicate_events || r.unknown_item_events ||
+      r.unknown_user_events || r.invalid_utf8_fields)
+    std::fprintf(stderr,
+                 "liber: read %zu lines: %zu bad lines skipped, %zu duplicate events dropped, "
+                 "%zu events of unknown items dropped, %zu unknown users added, %zu fields "
+                 "with invalid UTF-8 repaired\n",
+                 r.lines, r.skipped_bad_lines, r.duplicate_events, r.unknown_item_events,
+                 r.unknown_user_events, r.invalid_utf8_fields);
+  return log;
+}
+
+}  // namespace liber::cli
