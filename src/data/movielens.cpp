@@ -178,35 +178,49 @@ void read_ml1m_movies(const fs::path& path, ItemCatalog& items, const ReadOption
   items.attributes.push_back(std::move(genres));
 }
 
+// The user tables of both releases: one id then four single-valued attributes, in a
+// release-specific order and separator.
+struct UserFormat {
+  std::string_view separator;
+  std::string_view format;    // shown in errors
+  std::string_view id_name;   // "UserID" / "user id"
+  std::array<const char*, 4> attributes;
+};
+
 // users.dat: UserID::Gender::Age::Occupation::Zip-code (Age and Occupation are codes).
-void read_ml1m_users(const fs::path& path, UserTable& users, const ReadOptions& opt,
-                     ReadReport& report) {
+constexpr UserFormat kMl1mUsers{"::", "UserID::Gender::Age::Occupation::Zip-code", "UserID",
+                                {"gender", "age", "occupation", "zip"}};
+// u.user: user id|age|gender|occupation|zip code.
+constexpr UserFormat kMl100kUsers{"|", "user id|age|gender|occupation|zip code", "user id",
+                                  {"age", "gender", "occupation", "zip"}};
+
+void read_users(const fs::path& path, const UserFormat& layout, UserTable& users,
+                const ReadOptions& opt, ReadReport& report) {
   const std::string text = read_latin1_file(path);
-  static constexpr std::string_view kFormat = "UserID::Gender::Age::Occupation::Zip-code";
-  require_nonempty(text, path, kFormat);
+  require_nonempty(text, path, layout.format);
   BadLines bad(path.string(), opt, report);
-  std::array<Attribute, 4> attrs = {
-      data::make_attribute("gender", false), data::make_attribute("age", false),
-      data::make_attribute("occupation", false), data::make_attribute("zip", false)};
+  std::array<Attribute, 4> attrs;
+  for (std::size_t a = 0; a < attrs.size(); ++a)
+    attrs[a] = data::make_attribute(layout.attributes[a], false);
   std::array<std::string_view, 5> f;
   data::Lines lines(text);
   std::string_view line;
   while (lines.next(line)) {
     if (data::is_blank(line)) continue;
     const std::size_t no = lines.number();
-    const std::size_t n = data::split_into(line, "::", f);
+    const std::size_t n = data::split_into(line, layout.separator, f);
     if (n != 5) {
-      bad(no, fmt::format("expected 5 fields {}, found {} in {}", kFormat, n, excerpt(line)));
+      bad(no, fmt::format("expected 5 fields {}, found {} in {}", layout.format, n, excerpt(line)));
       continue;
     }
     uint64_t id;
     if (!parse_id(f[0], id)) {
-      bad(no, expected_id("UserID", f[0]));
+      bad(no, expected_id(layout.id_name, f[0]));
       continue;
     }
     const IdText key(id);
     if (users.ids.find(key.view) != 0) {
-      bad(no, fmt::format("expected each UserID once, found {} again", key.view));
+      bad(no, fmt::format("expected each {} once, found {} again", layout.id_name, key.view));
       continue;
     }
     users.ids.add(key.view);
@@ -357,47 +371,6 @@ void read_ml100k_items(const fs::path& path, const std::vector<std::string>& gen
   items.attributes.push_back(std::move(genres));
 }
 
-// u.user: user id|age|gender|occupation|zip code.
-void read_ml100k_users(const fs::path& path, UserTable& users, const ReadOptions& opt,
-                       ReadReport& report) {
-  const std::string text = read_latin1_file(path);
-  static constexpr std::string_view kFormat = "user id|age|gender|occupation|zip code";
-  require_nonempty(text, path, kFormat);
-  BadLines bad(path.string(), opt, report);
-  std::array<Attribute, 4> attrs = {
-      data::make_attribute("age", false), data::make_attribute("gender", false),
-      data::make_attribute("occupation", false), data::make_attribute("zip", false)};
-  std::array<std::string_view, 5> f;
-  data::Lines lines(text);
-  std::string_view line;
-  while (lines.next(line)) {
-    if (data::is_blank(line)) continue;
-    const std::size_t no = lines.number();
-    const std::size_t n = data::split_into(line, "|", f);
-    if (n != 5) {
-      bad(no, fmt::format("expected 5 fields {}, found {} in {}", kFormat, n, excerpt(line)));
-      continue;
-    }
-    uint64_t id;
-    if (!parse_id(f[0], id)) {
-      bad(no, expected_id("user id", f[0]));
-      continue;
-    }
-    const IdText key(id);
-    if (users.ids.find(key.view) != 0) {
-      bad(no, fmt::format("expected each user id once, found {} again", key.view));
-      continue;
-    }
-    users.ids.add(key.view);
-    for (std::size_t a = 0; a < attrs.size(); ++a) {
-      const std::string value(data::trim(f[a + 1]));
-      attrs[a].push_row(std::span<const std::string>(&value, 1));
-    }
-  }
-  if (users.ids.size() <= 1)
-    throw Error(ErrorKind::InvalidInput, fmt::format("{}: no valid user lines", path.string()));
-  for (Attribute& a : attrs) users.attributes.push_back(std::move(a));
-}
 
 }  // namespace
 
@@ -407,7 +380,7 @@ BehaviorLog read_movielens_1m(const fs::path& dir, const ReadOptions& opt) {
   log.name = "ml-1m";
   const fs::path ratings = ml1m_ratings_file(dir);
   read_ml1m_movies(dir / "movies.dat", log.items, opt, log.report);
-  read_ml1m_users(dir / "users.dat", log.users, opt, log.report);
+  read_users(dir / "users.dat", kMl1mUsers, log.users, opt, log.report);
   read_ratings(ratings, "::", "UserID::MovieID::Rating::Timestamp", log, opt);
   const std::string file = ratings.filename().string();
   const std::size_t users = data::distinct_users(log);
@@ -422,7 +395,7 @@ BehaviorLog read_movielens_100k(const fs::path& dir, const ReadOptions& opt) {
   const std::vector<std::string> genre_names =
       read_ml100k_genres(dir / "u.genre", opt, log.report);
   read_ml100k_items(dir / "u.item", genre_names, log.items, opt, log.report);
-  read_ml100k_users(dir / "u.user", log.users, opt, log.report);
+  read_users(dir / "u.user", kMl100kUsers, log.users, opt, log.report);
   read_ratings(dir / "u.data", "\t", "user id<TAB>item id<TAB>rating<TAB>timestamp", log, opt);
   const std::size_t users = data::distinct_users(log);
   log.description = describe(log, "u.data", users, opt);
