@@ -28,5 +28,6 @@ void add_data_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_export_command(CLI::App& app);
 void add_ingest_command(CLI::App& app); void add_partitions_command(CLI::App& app);
+void add_learn_command(CLI::App& app);
 
 }  // namespace liber::cli

@@ -1,0 +1,159 @@
+// `liber learn`: UIL — the LLM cascade over every user's partitions, plus item knowledge.
+// `liber learn --show USER`: print a user's interest records.
+#include <csignal>
+#include <cstdio>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "cli.h"
+#include "liber/error.h"
+#include "liber/llm.h"
+#include "liber/uil.h"
+
+namespace liber::cli {
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+// First SIGINT: stop handing out requests, finish and record the ones in flight. Second:
+// the default action (records already written stay; a rerun redoes nothing finished).
+extern "C" void on_sigint(int) {
+  g_stop.store(true);
+  std::signal(SIGINT, SIG_DFL);
+}
+
+struct LearnFlags {
+  DataOptions data;
+  std::string store = "./liber-state";
+  std::string engine = "llama";
+  std::string model;
+  std::string base_url, api_model;
+  int parallel = 8, context = 8192, threads = 0;
+  std::size_t users = 0, sample = 0;
+  uint64_t seed = 1;
+  bool no_items = false, no_cache = false, quiet = false, sync = false;
+  int max_tokens = 200, item_max_tokens = 96, retries = 2;
+  float temperature = 0.2f;
+  std::string prompt, item_prompt, show;
+};
+
+void show_user(const std::string& store_path, const std::string& user) {
+  auto store = open_rocksdb_store(store_path, {.read_only = true});
+  const auto records = read_interests(*store, user);
+  if (records.empty())
+    throw Error(ErrorKind::InvalidInput,
+                fmt::format("user '{}' has no interest records in {} (run liber learn)", user,
+                            store_path));
+  std::printf("user %s: %zu interest records\n", user.c_str(), records.size());
+  for (const auto& r : records) {
+    std::printf("\n[%u] %s  model=%s template=%s prompt=%s tokens=%d+%d (cached %d) %.2fs "
+                "attempts=%d behaviors=%u dropped=%u%s\n",
+                r.seq, r.ok ? "ok" : "FAILED", r.model.c_str(), r.template_version.c_str(),
+                r.prompt_hash.c_str(), r.prompt_tokens, r.completion_tokens,
+                r.cached_prompt_tokens, r.latency_s, r.attempts, r.behaviors,
+                r.behaviors_dropped, r.from_cache ? " (from cache)" : "");
+    if (!r.ok) std::printf("  error:   %s\n", r.error.c_str());
+    if (!r.summary.empty()) std::printf("  summary: %s\n", r.summary.c_str());
+    if (!r.shift.empty()) std::printf("  shift:   %s\n", r.shift.c_str());
+  }
+}
+
+}  // namespace
+
+void add_learn_command(CLI::App& app) {
+  auto f = std::make_shared<LearnFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "learn", "UIL: summarise every user's partitions in cascade with an LLM (incremental)");
+  f->data.add_to(*cmd);
+  cmd->add_option("--store", f->store, "state store directory (RocksDB)")->capture_default_str();
+  cmd->add_option("--engine", f->engine, "llama (in process) or http (OpenAI-compatible)")
+      ->check(CLI::IsMember({"llama", "http"}))
+      ->capture_default_str();
+  cmd->add_option("--model", f->model, "GGUF model for --engine llama (default: the setup one)");
+  cmd->add_option("--base-url", f->base_url, "server URL for --engine http, e.g. http://127.0.0.1:8000/v1");
+  cmd->add_option("--api-model", f->api_model, "model name sent to the server (--engine http)");
+  cmd->add_option("--parallel", f->parallel, "sequences decoded at once / requests in flight")
+      ->capture_default_str();
+  cmd->add_option("--context", f->context, "llama.cpp context (KV cells shared by all sequences)")
+      ->capture_default_str();
+  cmd->add_option("--threads", f->threads, "llama.cpp threads (0 = all cores)")->capture_default_str();
+  // (--users already names the generic user table, see DataOptions.)
+  auto* users = cmd->add_option("--first-users", f->users, "only the first N users with partitions");
+  auto* sample = cmd->add_option("--sample", f->sample, "only N random users (see --seed)");
+  users->excludes(sample);
+  cmd->add_option("--seed", f->seed, "seed of --sample")->capture_default_str();
+  cmd->add_flag("--no-items", f->no_items, "skip the item-knowledge phase");
+  cmd->add_flag("--no-cache", f->no_cache, "do not reuse cached outputs of identical prompts");
+  cmd->add_option("--max-tokens", f->max_tokens, "output tokens per partition")->capture_default_str();
+  cmd->add_option("--item-max-tokens", f->item_max_tokens, "output tokens per item description")
+      ->capture_default_str();
+  cmd->add_option("--retries", f->retries, "retries of a malformed output")->capture_default_str();
+  cmd->add_option("--temperature", f->temperature, "sampling temperature")->capture_default_str();
+  cmd->add_option("--prompt", f->prompt, "interest prompt template JSON (default: built-in uil_v1)");
+  cmd->add_option("--item-prompt", f->item_prompt, "item prompt template JSON (default: item_v1)");
+  cmd->add_option("--show", f->show, "print USER's interest records and exit");
+  cmd->add_flag("--sync", f->sync, "fsync the write-ahead log after every record");
+  cmd->add_flag("--quiet", f->quiet, "no progress bar");
+  cmd->callback([f] {
+    if (!f->show.empty()) {
+      show_user(f->store, f->show);
+      return;
+    }
+    std::unique_ptr<LlmEngine> engine;
+    if (f->engine == "http") {
+      if (f->base_url.empty() || f->api_model.empty())
+        throw Error(ErrorKind::Config, "--engine http needs --base-url URL and --api-model NAME");
+      HttpOptions h;
+      h.base_url = f->base_url;
+      h.model = f->api_model;
+      h.in_flight = f->parallel;
+      engine = make_http_engine(h);
+    } else {
+      LlamaOptions l;
+      l.model_path = f->model.empty() ? default_model_path() : f->model;
+      l.context = f->context;
+      l.parallel = f->parallel;
+      l.threads = f->threads;
+      engine = make_llama_engine(l);
+    }
+    BehaviorLog log = f->data.load();
+    PromptTemplate prompt, item_prompt;
+    LearnOptions opt;
+    if (!f->prompt.empty()) {
+      prompt = load_template(f->prompt);
+      opt.interest_template = &prompt;
+    }
+    if (!f->item_prompt.empty()) {
+      item_prompt = load_template(f->item_prompt);
+      opt.item_template = &item_prompt;
+    }
+    opt.max_tokens = f->max_tokens;
+    opt.item_max_tokens = f->item_max_tokens;
+    opt.temperature = f->temperature;
+    opt.max_retries = f->retries;
+    opt.users = f->users;
+    opt.sample = f->sample;
+    opt.sample_seed = f->seed;
+    opt.items = !f->no_items;
+    opt.use_cache = !f->no_cache;
+    opt.sync = f->sync;
+    opt.progress_bar = !f->quiet;
+    opt.stop = &g_stop;
+    opt.on_record = [](const InterestRecord& r) {
+      // One line per record on stdout (machine-readable progress; the crash test waits on it).
+      std::printf("record %s %u %s\n", r.user.c_str(), r.seq, r.ok ? "ok" : "failed");
+      std::fflush(stdout);
+    };
+    auto store = open_rocksdb_store(f->store);
+    std::fprintf(stderr, "liber: learn %s from %s with %s (context %d)\n", log.description.c_str(),
+                 f->store.c_str(), engine->model_id().c_str(), engine->context_length());
+    std::signal(SIGINT, on_sigint);
+    const CostReport cost = learn_interests(*store, log, *engine, opt);
+    std::signal(SIGINT, SIG_DFL);
+    std::printf("%s", cost.summary().c_str());
+  });
+}
+
+}  // namespace liber::cli

@@ -1,0 +1,215 @@
+// UIL — User Interest Learning (LIBER §UIL): the cascade over a user's partitions.
+//
+// For every user, partitions are processed in order: out_i = LLM(instructions, out_{i-1}, B_i),
+// where out = {summary, shift}. Partition i of a user waits for partition i-1; different
+// users run in parallel through ONE LlmEngine::run(RequestSource&) call, whose source keeps a
+// ready queue (the next pending partition of every user) so the batch stays full.
+//
+// Prompts. Templates are data (configs/prompts/*.json, the same text built in) with a
+// version id; the template hash and the rendered prompt's hash go into every record. The
+// instructions are message 0 (GenerationRequest::shared_prefix_messages = 1), identical for
+// every request of a run, so llama.cpp can reuse its KV cache.
+//
+// Output. JSON {"summary": string, "shift": string}, constrained by a GBNF grammar
+// (llama.cpp) and a JSON schema (HTTP); string lengths are bounded by the grammar from
+// max_tokens. Malformed or empty output is retried (max_retries times, seed + attempt),
+// then recorded as failed with the reason; the cascade goes on from the last good summary.
+//
+// Truncation rule. When prompt tokens + max_tokens exceed the engine's context, the OLDEST
+// behaviors of the partition are dropped (fewest possible, found by count_tokens) and the
+// number dropped is recorded. If even zero behaviors do not fit, the record fails with the
+// reason "prompt does not fit"; nothing crashes.
+//
+// Store (column families, keys use external ids):
+//   interests      user key + big-endian seq (as partitions) -> InterestRecord (JSON, "v":1)
+//   item_knowledge item id -> ItemKnowledge (JSON, "v":1)
+//   llm_cache      16 hex of fnv1a64(model id, generation params, prompt) -> cached output
+// Every record is written (one WriteBatch) the moment its request completes, so a run that
+// is killed loses nothing finished, and a rerun processes only partitions without an ok
+// record (failed ones are retried). The cache makes an identical prompt on the same model
+// free.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "liber/data.h"
+#include "liber/llm.h"
+#include "liber/store.h"
+#include "liber/ubsp.h"
+
+namespace liber {
+
+// ---- Templates -------------------------------------------------------------------------
+// JSON: {"version": "uil_v1", "system": "...", "user": "..."}. Placeholders in `user`:
+//   interest template: {user} {previous} {behaviors} {count} {like_threshold}
+//   item template:     {title} {genres} {year}
+struct PromptTemplate {
+  std::string version;
+  std::string system;
+  std::string user;
+
+  // 16 hex digits of FNV-1a 64 over version, system and user text.
+  std::string hash() const;
+  std::string to_json() const;
+  // Throws Error(Config) when a field is missing.
+  static PromptTemplate from_json(std::string_view json, std::string_view where = "template");
+};
+const PromptTemplate& builtin_interest_template();  // "uil_v1"
+const PromptTemplate& builtin_item_template();      // "item_v1"
+PromptTemplate load_template(const std::filesystem::path& file);
+
+// ---- Rendering -------------------------------------------------------------------------
+struct BehaviorText {
+  std::string title;
+  std::string genres;  // "Action, Comedy"
+  int year = 0;
+  float rating = NAN;
+  int8_t label = -1;
+};
+
+// "female, 25-34, occupation: programmer" from the user table (ML-1M codes decoded; other
+// datasets: "name: value" of every attribute). Unknown user: "unknown".
+std::string describe_user(const BehaviorLog& log, std::string_view external_user);
+// The partition's behaviors as text, in timestamp order. Items absent from the catalog are
+// rendered by id.
+std::vector<BehaviorText> behavior_texts(const BehaviorLog& log,
+                                         std::span<const StoredEvent> events);
+// One line per behavior: "- Title | Genres | 1996 | rated 4 (liked)".
+std::string render_behaviors(std::span<const BehaviorText> behaviors, float like_threshold);
+// [system: instructions, user: description + previous summary ("none") + behaviors].
+std::vector<ChatMessage> render_interest_prompt(const PromptTemplate& t,
+                                                std::string_view user_description,
+                                                std::string_view previous_summary,
+                                                std::span<const BehaviorText> behaviors,
+                                                float like_threshold);
+std::vector<ChatMessage> render_item_prompt(const PromptTemplate& t, const BehaviorText& item);
+// 16 hex digits of FNV-1a 64 over the messages (roles and contents).
+std::string prompt_hash(std::span<const ChatMessage> messages);
+
+// Drops the oldest behaviors until count_tokens(prompt) + max_tokens <= context. Returns the
+// prompt and sets `dropped`; nullopt when even no behaviors do not fit.
+struct FittedPrompt {
+  std::vector<ChatMessage> messages;
+  int prompt_tokens = 0;
+  std::size_t dropped = 0;
+};
+std::optional<FittedPrompt> fit_interest_prompt(const LlmEngine& engine, int max_tokens,
+                                                const PromptTemplate& t,
+                                                std::string_view user_description,
+                                                std::string_view previous_summary,
+                                                std::span<const BehaviorText> behaviors,
+                                                float like_threshold);
+
+// ---- Output ----------------------------------------------------------------------------
+struct InterestOutput {
+  std::string summary, shift;
+};
+// GBNF for {"summary": "...", "shift": "..."} with string lengths bounded from max_tokens.
+std::string interest_grammar(int max_tokens);
+std::string interest_json_schema();
+// Accepts the JSON object alone or embedded in other text (code fences). Empty summary or
+// missing fields -> nullopt with `why` set.
+std::optional<InterestOutput> parse_interest_output(std::string_view text, std::string* why);
+
+// ---- Records ---------------------------------------------------------------------------
+struct InterestRecord {
+  std::string user;
+  uint32_t seq = 0;
+  bool ok = false;
+  std::string error;  // why it failed
+  std::string summary, shift;
+  std::string previous_summary;  // what the prompt carried ("" = none)
+  std::string model, template_version, template_hash, prompt_hash;
+  int prompt_tokens = 0, completion_tokens = 0, cached_prompt_tokens = 0;
+  double latency_s = 0;
+  int attempts = 0;
+  uint32_t behaviors = 0, behaviors_dropped = 0;
+  bool from_cache = false;  // output reused from the LLM cache, no call made
+  int64_t created_at = 0;   // unix seconds
+
+  std::string to_json() const;
+  static InterestRecord from_json(std::string_view json);
+};
+
+struct ItemKnowledge {
+  std::string item;
+  bool ok = false;
+  std::string error;
+  std::string text;
+  std::string model, template_version, template_hash, prompt_hash;
+  int prompt_tokens = 0, completion_tokens = 0, attempts = 0;
+  double latency_s = 0;
+
+  std::string to_json() const;
+  static ItemKnowledge from_json(std::string_view json);
+};
+
+std::string interest_key(std::string_view user, uint32_t seq);
+std::vector<InterestRecord> read_interests(Store& store, std::string_view user);
+void for_each_interest(Store& store, const std::function<void(const InterestRecord&)>& fn);
+std::optional<ItemKnowledge> read_item_knowledge(Store& store, std::string_view item);
+void for_each_item_knowledge(Store& store, const std::function<void(const ItemKnowledge&)>& fn);
+
+// ---- The run ---------------------------------------------------------------------------
+struct LearnOptions {
+  int max_tokens = 200;
+  float temperature = 0.2f;
+  uint64_t seed = 42;
+  int max_retries = 2;          // extra attempts after a malformed/empty/failed output
+  std::size_t users = 0;        // first N users with partitions (store key order); 0 = all
+  std::size_t sample = 0;       // or N random users (by sample_seed); 0 = off
+  uint64_t sample_seed = 1;
+  bool items = true;            // item knowledge phase (after the cascade)
+  int item_max_tokens = 96;
+  bool use_cache = true;        // reuse an identical prompt's output on the same model
+  bool sync = false;            // fsync every record write
+  bool progress_bar = false;
+  // Naive re-summarisation cost: exact count_tokens over the rendered naive prompts when
+  // their total text is at most this many bytes, otherwise the per-partition-block sum.
+  std::size_t naive_exact_bytes = 64u << 20;
+  const PromptTemplate* interest_template = nullptr;  // null = builtin
+  const PromptTemplate* item_template = nullptr;      // null = builtin
+  // Set (e.g. by SIGINT) to stop handing out new requests; in-flight ones finish and are
+  // recorded.
+  const std::atomic<bool>* stop = nullptr;
+  // After each record is persisted.
+  std::function<void(const InterestRecord&)> on_record;
+};
+
+struct CostReport {
+  // LLM work of this run (all calls, retries included).
+  uint64_t calls = 0, prompt_tokens = 0, completion_tokens = 0, cached_prompt_tokens = 0;
+  uint64_t interest_calls = 0, interest_prompt_tokens = 0;
+  uint64_t item_calls = 0, item_prompt_tokens = 0, item_completion_tokens = 0;
+  // Partitions.
+  uint64_t users = 0;                // users selected
+  uint64_t partitions_total = 0;     // partitions of the selected users
+  uint64_t partitions_already = 0;   // had an ok record before the run
+  uint64_t partitions_ok = 0, partitions_failed = 0, partitions_from_cache = 0;
+  uint64_t behaviors = 0;            // behaviors of the partitions processed in this run
+  uint64_t behaviors_dropped = 0;    // by the truncation rule
+  uint64_t items_total = 0, items_already = 0, items_ok = 0, items_failed = 0;
+  double wall_s = 0, interest_wall_s = 0;
+  bool stopped = false;              // stop flag seen
+  // Naive alternative over the same partitions processed here: at each partition close,
+  // re-summarise all of the user's behaviors so far (partitions 0..i), one call each.
+  uint64_t naive_calls = 0, naive_prompt_tokens = 0;
+  bool naive_exact = false;          // false: per-block token sums (see LearnOptions)
+
+  double tokens_per_1k_behaviors() const;  // (prompt + completion) of the cascade
+  double naive_ratio() const;              // naive prompt tokens / cascade prompt tokens
+  std::string summary() const;             // multi-line, for the CLI
+};
+
+CostReport learn_interests(Store& store, const BehaviorLog& log, LlmEngine& engine,
+                           const LearnOptions& options = {});
+
+}  // namespace liber

@@ -1,0 +1,362 @@
+// Prompt templates (data: configs/prompts/*.json, built in verbatim below), rendering,
+// truncation, the output grammar and its parser.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "liber/error.h"
+#include "liber/ubsp/codec.h"
+#include "liber/uil.h"
+
+namespace liber {
+
+namespace {
+
+using nlohmann::json;
+
+// Verbatim copies of configs/prompts/uil_v1.json and item_v1.json (a test checks they match).
+constexpr const char* kInterestTemplateJson = R"json({
+  "version": "uil_v1",
+  "system": "You are an expert in movie recommendation. You get a user's profile, the summary of the user's interests written from their earlier ratings (or \"none\"), and the user's next movie ratings.\nTask:\n1. Analyse the user's preferences along these factors: genre, director and actors, era and country, themes, mood, critical acclaim.\n2. Write a concise interest summary (one to three sentences) that updates the previous summary with the new ratings.\n3. Describe in one sentence how the interests shifted compared with the previous summary (if it is none, describe the starting interests; if nothing changed, say so).\nAnswer with one JSON object with exactly two string fields: \"summary\" (the updated interest summary, in your own words) and \"shift\" (the interest shift). Write real sentences about this user; never leave a field empty or use placeholders.",
+  "user": "User profile: {user}\nPrevious interest summary: {previous}\nNew ratings ({count} movies, oldest first; a rating of {like_threshold} or more counts as liked):\n{behaviors}"
+}
+)json";
+constexpr const char* kItemTemplateJson = R"json({
+  "version": "item_v1",
+  "system": "You are a movie expert. Given a movie's title, genres and release year, write a short factual description in at most two sentences: what kind of film it is, its director or notable actors if you know them, its era and its themes. Do not invent facts you are unsure of.",
+  "user": "Title: {title}\nGenres: {genres}\nYear: {year}"
+}
+)json";
+
+std::string hex16(uint64_t h) { return fmt::format("{:016x}", h); }
+
+// Replaces every {name} of `vars` in one left-to-right pass (substituted text is not rescanned).
+std::string substitute(std::string_view text,
+                       std::initializer_list<std::pair<std::string_view, std::string_view>> vars) {
+  std::string out;
+  out.reserve(text.size() + 256);
+  std::size_t i = 0;
+  while (i < text.size()) {
+    if (text[i] == '{') {
+      bool hit = false;
+      for (const auto& [name, value] : vars) {
+        if (text.size() - i >= name.size() + 2 && text.compare(i + 1, name.size(), name) == 0 &&
+            text[i + 1 + name.size()] == '}') {
+          out.append(value);
+          i += name.size() + 2;
+          hit = true;
+          break;
+        }
+      }
+      if (hit) continue;
+    }
+    out.push_back(text[i++]);
+  }
+  return out;
+}
+
+std::string trim(std::string_view s) {
+  std::size_t b = 0, e = s.size();
+  while (b < e && static_cast<unsigned char>(s[b]) <= ' ') ++b;
+  while (e > b && static_cast<unsigned char>(s[e - 1]) <= ' ') --e;
+  return std::string(s.substr(b, e - b));
+}
+
+std::string format_rating(float r) {
+  if (std::isnan(r)) return "";
+  if (std::fabs(r - std::round(r)) < 1e-4f) return fmt::format("{}", static_cast<int>(std::round(r)));
+  return fmt::format("{:.1f}", r);
+}
+
+const char* const kMl1mOccupations[] = {
+    "other or not specified", "academic/educator", "artist", "clerical/admin",
+    "college/grad student", "customer service", "doctor/health care", "executive/managerial",
+    "farmer", "homemaker", "K-12 student", "lawyer", "programmer", "retired",
+    "sales/marketing", "scientist", "self-employed", "technician/engineer",
+    "tradesman/craftsman", "unemployed", "writer"};
+
+std::string ml1m_age(std::string_view code) {
+  if (code == "1") return "under 18";
+  if (code == "18") return "18-24";
+  if (code == "25") return "25-34";
+  if (code == "35") return "35-44";
+  if (code == "45") return "45-49";
+  if (code == "50") return "50-55";
+  if (code == "56") return "56+";
+  return std::string(code);
+}
+
+std::string attr_value(const Attribute& a, uint32_t row) {
+  if (row >= a.rows()) return {};
+  std::string out;
+  for (uint32_t c : a.row(row)) {
+    if (!out.empty()) out += ", ";
+    out += a.vocab.key(c);
+  }
+  return out;
+}
+
+}  // namespace
+
+// ---- Templates ------------------------------------------------------------------------
+
+std::string PromptTemplate::hash() const {
+  uint64_t h = ubsp::fnv1a(version);
+  h = ubsp::fnv1a("\x1f", h);
+  h = ubsp::fnv1a(system, h);
+  h = ubsp::fnv1a("\x1f", h);
+  h = ubsp::fnv1a(user, h);
+  return hex16(h);
+}
+
+std::string PromptTemplate::to_json() const {
+  return json{{"version", version}, {"system", system}, {"user", user}}.dump(2);
+}
+
+PromptTemplate PromptTemplate::from_json(std::string_view text, std::string_view where) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const std::exception& e) {
+    throw Error(ErrorKind::Config, fmt::format("{}: not JSON: {}", where, e.what()));
+  }
+  PromptTemplate t;
+  for (const char* field : {"version", "system", "user"}) {
+    if (!j.is_object() || !j.contains(field) || !j[field].is_string() ||
+        j[field].get<std::string>().empty())
+      throw Error(ErrorKind::Config,
+                  fmt::format("{}: the prompt template needs a non-empty string \"{}\"", where,
+                              field));
+  }
+  t.version = j["version"].get<std::string>();
+  t.system = j["system"].get<std::string>();
+  t.user = j["user"].get<std::string>();
+  return t;
+}
+
+const PromptTemplate& builtin_interest_template() {
+  static const PromptTemplate t = PromptTemplate::from_json(kInterestTemplateJson, "uil_v1");
+  return t;
+}
+
+const PromptTemplate& builtin_item_template() {
+  static const PromptTemplate t = PromptTemplate::from_json(kItemTemplateJson, "item_v1");
+  return t;
+}
+
+PromptTemplate load_template(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw Error(ErrorKind::Io, fmt::format("cannot read prompt template {}", file.string()));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return PromptTemplate::from_json(ss.str(), file.string());
+}
+
+// ---- Rendering ------------------------------------------------------------------------
+
+std::string describe_user(const BehaviorLog& log, std::string_view external_user) {
+  const uint32_t row = log.users.ids.find(external_user);
+  if (row == 0) return "unknown";
+  const bool ml1m = log.name == "ml-1m";
+  std::vector<std::string> parts;
+  for (const Attribute& a : log.users.attributes) {
+    std::string v = attr_value(a, row);
+    if (v.empty() || a.name == "zip") continue;
+    if (a.name == "gender") {
+      if (v == "F") v = "female";
+      else if (v == "M") v = "male";
+      parts.push_back(v);
+    } else if (a.name == "age") {
+      parts.push_back("age " + (ml1m ? ml1m_age(v) : v));
+    } else if (a.name == "occupation") {
+      if (ml1m) {
+        char* end = nullptr;
+        const long code = std::strtol(v.c_str(), &end, 10);
+        if (end && *end == '\0' && code >= 0 && code <= 20) v = kMl1mOccupations[code];
+      }
+      parts.push_back("occupation: " + v);
+    } else {
+      parts.push_back(a.name + ": " + v);
+    }
+  }
+  if (parts.empty()) return "unknown";
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : ", ") + p;
+  return out;
+}
+
+std::vector<BehaviorText> behavior_texts(const BehaviorLog& log,
+                                         std::span<const StoredEvent> events) {
+  const Attribute* genres = log.items.attribute("genres");
+  std::vector<BehaviorText> out;
+  out.reserve(events.size());
+  for (const StoredEvent& e : events) {
+    BehaviorText b;
+    const uint32_t row = log.items.ids.find(e.item);
+    if (row != 0 && row < log.items.titles.size()) {
+      b.title = log.items.titles[row];
+      b.year = row < log.items.years.size() ? log.items.years[row] : 0;
+      if (genres) b.genres = attr_value(*genres, row);
+    } else {
+      b.title = "item " + e.item;
+    }
+    b.rating = e.rating;
+    b.label = e.label;
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+std::string render_behaviors(std::span<const BehaviorText> behaviors, float like_threshold) {
+  std::string out;
+  for (const BehaviorText& b : behaviors) {
+    out += "- " + b.title;
+    out += " | " + (b.genres.empty() ? std::string("unknown genre") : b.genres);
+    if (b.year > 0) out += fmt::format(" | {}", b.year);
+    bool liked;
+    if (!std::isnan(b.rating)) {
+      out += " | rated " + format_rating(b.rating);
+      liked = b.label >= 0 ? b.label == 1 : b.rating >= like_threshold;
+    } else {
+      liked = b.label == 1;
+    }
+    out += liked ? " (liked)" : " (not liked)";
+    out += '\n';
+  }
+  if (!out.empty()) out.pop_back();
+  return out;
+}
+
+std::vector<ChatMessage> render_interest_prompt(const PromptTemplate& t,
+                                                std::string_view user_description,
+                                                std::string_view previous_summary,
+                                                std::span<const BehaviorText> behaviors,
+                                                float like_threshold) {
+  const std::string rendered = render_behaviors(behaviors, like_threshold);
+  const std::string count = std::to_string(behaviors.size());
+  const std::string like = format_rating(like_threshold);
+  const std::string prev = previous_summary.empty() ? std::string("none") : std::string(previous_summary);
+  const std::string behaviors_text = rendered.empty() ? std::string("(none)") : rendered;
+  std::vector<ChatMessage> m;
+  m.push_back({"system", t.system});
+  m.push_back({"user", substitute(t.user, {{"user", user_description},
+                                           {"previous", prev},
+                                           {"behaviors", behaviors_text},
+                                           {"count", count},
+                                           {"like_threshold", like}})});
+  return m;
+}
+
+std::vector<ChatMessage> render_item_prompt(const PromptTemplate& t, const BehaviorText& item) {
+  const std::string year = item.year > 0 ? std::to_string(item.year) : std::string("unknown");
+  const std::string genres = item.genres.empty() ? std::string("unknown") : item.genres;
+  std::vector<ChatMessage> m;
+  m.push_back({"system", t.system});
+  m.push_back({"user", substitute(t.user, {{"title", item.title}, {"genres", genres}, {"year", year}})});
+  return m;
+}
+
+std::string prompt_hash(std::span<const ChatMessage> messages) {
+  uint64_t h = 1469598103934665603ULL;
+  for (const ChatMessage& m : messages) {
+    h = ubsp::fnv1a(m.role, h);
+    h = ubsp::fnv1a("\x1e", h);
+    h = ubsp::fnv1a(m.content, h);
+    h = ubsp::fnv1a("\x1f", h);
+  }
+  return hex16(h);
+}
+
+std::optional<FittedPrompt> fit_interest_prompt(const LlmEngine& engine, int max_tokens,
+                                                const PromptTemplate& t,
+                                                std::string_view user_description,
+                                                std::string_view previous_summary,
+                                                std::span<const BehaviorText> behaviors,
+                                                float like_threshold) {
+  const int budget = engine.context_length() - max_tokens;
+  auto render = [&](std::size_t drop) {
+    return render_interest_prompt(t, user_description, previous_summary, behaviors.subspan(drop),
+                                  like_threshold);
+  };
+  FittedPrompt f;
+  f.messages = render(0);
+  f.prompt_tokens = engine.count_tokens(f.messages);
+  if (f.prompt_tokens <= budget) return f;
+  // Smallest drop that fits: count_tokens is monotone in the number of behaviors kept.
+  std::size_t lo = 1, hi = behaviors.size();
+  std::optional<FittedPrompt> best;
+  while (lo <= hi) {
+    const std::size_t mid = lo + (hi - lo) / 2;
+    FittedPrompt c;
+    c.messages = render(mid);
+    c.prompt_tokens = engine.count_tokens(c.messages);
+    c.dropped = mid;
+    if (c.prompt_tokens <= budget) {
+      best = std::move(c);
+      if (mid == 0) break;
+      hi = mid - 1;
+    } else {
+      lo = mid + 1;
+    }
+  }
+  return best;
+}
+
+// ---- Output ---------------------------------------------------------------------------
+
+std::string interest_grammar(int max_tokens) {
+  // ~3.5 characters per token; the summary gets about half the budget, the shift a quarter,
+  // the rest is JSON syntax and slack, so a complete object fits in max_tokens.
+  const int tokens = std::max(max_tokens, 24);
+  const int summary_chars = std::max(32, static_cast<int>(tokens * 0.5 * 3.5));
+  const int shift_chars = std::max(16, static_cast<int>(tokens * 0.25 * 3.5));
+  return fmt::format(
+      "root ::= \"{{\" ws \"\\\"summary\\\":\" ws \"\\\"\" char{{20,{}}} \"\\\"\" ws \",\" ws "
+      "\"\\\"shift\\\":\" ws \"\\\"\" char{{8,{}}} \"\\\"\" ws \"}}\"\n"
+      "char ::= [^\"\\\\\\x00-\\x1F\\x7F] | \"\\\\\" [\"\\\\/nt]\n"
+      "ws ::= \" \"?\n",
+      summary_chars, shift_chars);
+}
+
+std::string interest_json_schema() {
+  return R"({"type":"object","properties":{"summary":{"type":"string","minLength":1},)"
+         R"("shift":{"type":"string","minLength":1}},"required":["summary","shift"],)"
+         R"("additionalProperties":false})";
+}
+
+std::optional<InterestOutput> parse_interest_output(std::string_view text, std::string* why) {
+  auto fail = [&](std::string reason) -> std::optional<InterestOutput> {
+    if (why) *why = std::move(reason);
+    return std::nullopt;
+  };
+  const std::size_t b = text.find('{');
+  const std::size_t e = text.rfind('}');
+  if (b == std::string_view::npos || e == std::string_view::npos || e < b)
+    return fail(text.empty() ? "empty output" : "no JSON object in the output");
+  json j;
+  try {
+    j = json::parse(text.substr(b, e - b + 1));
+  } catch (const std::exception&) {
+    return fail("malformed JSON");
+  }
+  if (!j.is_object()) return fail("output is not a JSON object");
+  InterestOutput out;
+  if (!j.contains("summary") || !j["summary"].is_string()) return fail("no \"summary\" string");
+  out.summary = trim(j["summary"].get<std::string>());
+  if (j.contains("shift") && j["shift"].is_string()) out.shift = trim(j["shift"].get<std::string>());
+  else return fail("no \"shift\" string");
+  if (out.summary.empty()) return fail("empty summary");
+  // A placeholder such as "..." is no summary: ask for at least a few letters.
+  const auto letters = std::count_if(out.summary.begin(), out.summary.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || static_cast<unsigned char>(c) >= 0x80;
+  });
+  if (letters < 3) return fail("summary has no words");
+  return out;
+}
+
+}  // namespace liber

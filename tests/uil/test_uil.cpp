@@ -1,0 +1,375 @@
+// UIL on the real default model (llama.cpp, Gemma 3 270M): the cascade, resumption after
+// SIGKILL, the truncation rule, item knowledge, and the pure prompt/parse code.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "fixtures.h"
+#include "liber/error.h"
+#include "liber/llm.h"
+#include "liber/store.h"
+#include "liber/ubsp.h"
+#include "liber/uil.h"
+
+namespace liber {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+constexpr int kMaxTokens = 96;
+
+// One engine for the whole binary: parallel 4, 4096 cells (1024 per sequence).
+LlmEngine& shared_engine() {
+  static std::unique_ptr<LlmEngine> engine = [] {
+    LlamaOptions o;
+    o.model_path = default_model_path();
+    o.context = 4096;
+    o.parallel = 4;
+    o.threads = 0;
+    return make_llama_engine(o);
+  }();
+  return *engine;
+}
+
+LearnOptions test_options() {
+  LearnOptions o;
+  o.max_tokens = kMaxTokens;
+  o.temperature = 0.2f;
+  o.items = false;
+  return o;
+}
+
+// ML-1M fixture of `users` users with `events` events each, ingested with K = k.
+BehaviorLog make_store(const fs::path& data, const fs::path& store, int users, int events,
+                       std::size_t k) {
+  testing::write_ml1m_fixture(data, users, events, 7);
+  BehaviorLog log = read_movielens_1m(data);
+  PartitionRule rule;
+  rule.count = k;
+  ingest_log(store, log, rule, IngestOptions{});
+  return log;
+}
+
+std::map<std::pair<std::string, uint32_t>, std::string> all_records(Store& store) {
+  std::map<std::pair<std::string, uint32_t>, std::string> out;
+  for_each_interest(store, [&](const InterestRecord& r) { out[{r.user, r.seq}] = r.to_json(); });
+  return out;
+}
+
+fs::path source_dir() { return fs::path(__FILE__).parent_path().parent_path().parent_path(); }
+
+// ---- Pure code --------------------------------------------------------------------------
+
+TEST(UilPrompt, BuiltinTemplatesAreTheConfigFiles) {
+  const fs::path dir = source_dir() / "configs" / "prompts";
+  const PromptTemplate uil = load_template(dir / "uil_v1.json");
+  const PromptTemplate item = load_template(dir / "item_v1.json");
+  EXPECT_EQ(uil.version, "uil_v1");
+  EXPECT_EQ(uil.hash(), builtin_interest_template().hash());
+  EXPECT_EQ(item.version, "item_v1");
+  EXPECT_EQ(item.hash(), builtin_item_template().hash());
+  EXPECT_EQ(uil.hash().size(), 16u);
+  EXPECT_NE(uil.hash(), item.hash());
+  EXPECT_THROW(PromptTemplate::from_json(R"({"version":"x"})"), Error);
+}
+
+TEST(UilPrompt, RendersUserPreviousSummaryAndBehaviors) {
+  TempDir dir("liber-uil");
+  testing::write_ml1m_fixture(dir / "data", 3, 10, 7);
+  const BehaviorLog log = read_movielens_1m(dir / "data");
+  // Fixture user 2: M, age code 25 (kAges[2 % 7]), occupation 2 (artist).
+  EXPECT_EQ(describe_user(log, "2"), "male, age 25-34, occupation: artist");
+  EXPECT_EQ(describe_user(log, "nobody"), "unknown");
+  std::vector<StoredEvent> events = {{"3", 100, 5.0f, -1}, {"7", 200, 2.0f, -1}};
+  const auto texts = behavior_texts(log, events);
+  ASSERT_EQ(texts.size(), 2u);
+  EXPECT_EQ(texts[0].title, std::string(testing::kLatin1TitleUtf8));
+  const auto m = render_interest_prompt(builtin_interest_template(), "male", "Loves noir.",
+                                        texts, 4.0f);
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_EQ(m[0].role, "system");
+  EXPECT_EQ(m[0].content, builtin_interest_template().system);  // the shared prefix
+  EXPECT_NE(m[1].content.find("Previous interest summary: Loves noir."), std::string::npos);
+  EXPECT_NE(m[1].content.find("rated 5 (liked)"), std::string::npos);
+  EXPECT_NE(m[1].content.find("rated 2 (not liked)"), std::string::npos);
+  EXPECT_NE(m[1].content.find("2 movies"), std::string::npos);
+  const auto first = render_interest_prompt(builtin_interest_template(), "male", "", texts, 4.0f);
+  EXPECT_NE(first[1].content.find("Previous interest summary: none"), std::string::npos);
+  EXPECT_NE(prompt_hash(m), prompt_hash(first));
+  EXPECT_EQ(prompt_hash(m).size(), 16u);
+}
+
+TEST(UilPrompt, ParsesOutputAndRejectsBadOutput) {
+  std::string why;
+  auto ok = parse_interest_output(R"({"summary": " Likes dramas. ", "shift": "none"})", &why);
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->summary, "Likes dramas.");
+  EXPECT_EQ(ok->shift, "none");
+  EXPECT_TRUE(parse_interest_output("```json\n{\"summary\":\"Likes noir.\",\"shift\":\"b\"}\n```", &why));
+  EXPECT_FALSE(parse_interest_output("", &why));
+  EXPECT_EQ(why, "empty output");
+  EXPECT_FALSE(parse_interest_output(R"({"summary": "trunc)", &why));
+  EXPECT_FALSE(parse_interest_output(R"({"summary": "  ", "shift": "x"})", &why));
+  EXPECT_EQ(why, "empty summary");
+  EXPECT_FALSE(parse_interest_output(R"({"summary": "x"})", &why));
+  const std::string g = interest_grammar(96);
+  EXPECT_NE(g.find("root ::="), std::string::npos);
+  EXPECT_NE(g.find("char{20,168}"), std::string::npos);
+  EXPECT_FALSE(parse_interest_output(R"({"summary": "...", "shift": "..."})", &why));
+  EXPECT_EQ(why, "summary has no words");
+  EXPECT_NE(interest_json_schema().find("\"required\":[\"summary\",\"shift\"]"), std::string::npos);
+  InterestRecord r;
+  r.user = "7";
+  r.seq = 3;
+  r.ok = true;
+  r.summary = "s";
+  r.template_version = "uil_v1";
+  r.prompt_hash = "0123456789abcdef";
+  r.latency_s = 1.5;
+  const InterestRecord back = InterestRecord::from_json(r.to_json());
+  EXPECT_EQ(back.to_json(), r.to_json());
+}
+
+// ---- Real model ---------------------------------------------------------------------------
+
+TEST(UilCascade, SummarisesEveryPartitionInCascade) {
+  TempDir dir("liber-uil");
+  const BehaviorLog log = make_store(dir / "data", dir / "store", 3, 12, 6);  // 3 x 2 partitions
+  LlmEngine& engine = shared_engine();
+  auto store = open_rocksdb_store(dir / "store");
+  const CostReport cost = learn_interests(*store, log, engine, test_options());
+  std::printf("%s", cost.summary().c_str());
+  EXPECT_EQ(cost.users, 3u);
+  EXPECT_EQ(cost.partitions_total, 6u);
+  EXPECT_EQ(cost.partitions_ok, 6u);
+  EXPECT_EQ(cost.partitions_failed, 0u);
+  EXPECT_GE(cost.interest_calls, 6u);
+  EXPECT_GT(cost.prompt_tokens, 0u);
+  EXPECT_GT(cost.completion_tokens, 0u);
+  EXPECT_EQ(cost.behaviors, 36u);
+  EXPECT_EQ(cost.naive_calls, 6u);
+  EXPECT_TRUE(cost.naive_exact);
+  EXPECT_GT(cost.naive_prompt_tokens, 0u);
+  EXPECT_GT(cost.tokens_per_1k_behaviors(), 0.0);
+
+  const PromptTemplate& t = builtin_interest_template();
+  for (const char* user : {"1", "2", "3"}) {
+    const auto parts = read_partitions(*store, user);
+    const auto recs = read_interests(*store, user);
+    ASSERT_EQ(recs.size(), 2u) << user;
+    ASSERT_EQ(parts.size(), 2u) << user;
+    for (std::size_t i = 0; i < recs.size(); ++i) {
+      const InterestRecord& r = recs[i];
+      EXPECT_EQ(r.seq, i);
+      EXPECT_TRUE(r.ok) << r.error;
+      EXPECT_FALSE(r.summary.empty());
+      EXPECT_FALSE(r.shift.empty());
+      EXPECT_EQ(r.model, engine.model_id());
+      EXPECT_EQ(r.template_version, "uil_v1");
+      EXPECT_EQ(r.template_hash, t.hash());
+      EXPECT_EQ(r.prompt_hash.size(), 16u);
+      EXPECT_GT(r.prompt_tokens, 0);
+      EXPECT_GT(r.completion_tokens, 0);
+      EXPECT_GE(r.attempts, 1);
+      EXPECT_EQ(r.behaviors, 6u);
+      EXPECT_EQ(r.behaviors_dropped, 0u);
+      // The prompt that was sent carries the previous partition's summary: re-render it and
+      // compare with the stored prompt hash.
+      const std::string previous = i == 0 ? std::string() : recs[i - 1].summary;
+      EXPECT_EQ(r.previous_summary, previous);
+      const auto prompt = render_interest_prompt(t, describe_user(log, user), previous,
+                                                 behavior_texts(log, parts[i].events),
+                                                 log.like_threshold);
+      EXPECT_EQ(prompt_hash(prompt), r.prompt_hash);
+      if (i > 0) {
+        EXPECT_NE(prompt[1].content.find(recs[i - 1].summary), std::string::npos);
+        if (std::string(user) == "1" && i == 1)
+          std::printf("user 1 partition %zu:\n  summary: %s\n  shift:   %s\n"
+                      "user 1 partition %zu:\n  summary: %s\n  shift:   %s\n",
+                      i - 1, recs[i - 1].summary.c_str(), recs[i - 1].shift.c_str(), i,
+                      r.summary.c_str(), r.shift.c_str());
+      } else {
+        EXPECT_NE(prompt[1].content.find("Previous interest summary: none"), std::string::npos);
+      }
+    }
+  }
+
+  // Incremental: a second run has nothing to do.
+  const auto before = all_records(*store);
+  const CostReport again = learn_interests(*store, log, engine, test_options());
+  EXPECT_EQ(again.partitions_already, 6u);
+  EXPECT_EQ(again.calls, 0u);
+  EXPECT_EQ(all_records(*store), before);
+
+  // Cache: user 1's records deleted; the same prompts on the same model are answered from
+  // the LLM cache, with no call, and the cascade reproduces the same summaries.
+  auto batch = store->new_batch();
+  for (uint32_t s = 0; s < 2; ++s) batch->del(Family::Interests, interest_key("1", s));
+  store->write(*batch);
+  const CostReport cached = learn_interests(*store, log, engine, test_options());
+  EXPECT_EQ(cached.calls, 0u);
+  EXPECT_EQ(cached.partitions_from_cache, 2u);
+  const auto recs = read_interests(*store, "1");
+  ASSERT_EQ(recs.size(), 2u);
+  for (const auto& r : recs) {
+    EXPECT_TRUE(r.from_cache);
+    EXPECT_EQ(InterestRecord::from_json(before.at({"1", r.seq})).summary, r.summary);
+  }
+}
+
+// The child of the resume test: runs the cascade, printing "record U S" after each write.
+TEST(UilChild, DISABLED_Learn) {
+  const char* data = std::getenv("LIBER_UIL_CHILD_DATA");
+  const char* store_path = std::getenv("LIBER_UIL_CHILD_STORE");
+  if (!data || !store_path) GTEST_SKIP() << "only run by UilResume";
+  const BehaviorLog log = read_movielens_1m(data);
+  auto store = open_rocksdb_store(store_path);
+  LearnOptions opt = test_options();
+  opt.max_tokens = 64;
+  opt.on_record = [](const InterestRecord& r) {
+    std::printf("record %s %u\n", r.user.c_str(), r.seq);
+    std::fflush(stdout);
+  };
+  learn_interests(*store, log, shared_engine(), opt);
+  std::printf("done\n");
+  std::fflush(stdout);
+}
+
+TEST(UilResume, KilledRunLosesNothingAndRedoesNothing) {
+  TempDir dir("liber-uil");
+  const BehaviorLog log = make_store(dir / "data", dir / "store", 2, 12, 6);  // 4 partitions
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const std::string self = fs::read_symlink("/proc/self/exe").string();
+  const std::string data = (dir / "data").string(), st = (dir / "store").string();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(fds[1], 1);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    ::setenv("LIBER_UIL_CHILD_DATA", data.c_str(), 1);
+    ::setenv("LIBER_UIL_CHILD_STORE", st.c_str(), 1);
+    ::execl(self.c_str(), self.c_str(), "--gtest_also_run_disabled_tests",
+            "--gtest_filter=UilChild.DISABLED_Learn", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  FILE* in = ::fdopen(fds[0], "r");
+  char line[512];
+  bool killed = false;
+  while (std::fgets(line, sizeof line, in)) {
+    if (std::strncmp(line, "record ", 7) == 0) {
+      ::kill(pid, SIGKILL);
+      killed = true;
+      break;
+    }
+  }
+  std::fclose(in);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(killed) << "the child wrote no record (status " << status << ")";
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+  auto store = open_rocksdb_store(dir / "store");
+  const auto survived = all_records(*store);
+  ASSERT_GE(survived.size(), 1u);
+  ASSERT_LT(survived.size(), 4u) << "the child finished before the kill";
+  LearnOptions opt = test_options();
+  opt.max_tokens = 64;    // as the child
+  opt.use_cache = false;  // every record written again would need a call
+  const CostReport cost = learn_interests(*store, log, shared_engine(), opt);
+  std::printf("killed after %zu records; the rerun processed %llu partitions\n", survived.size(),
+              static_cast<unsigned long long>(cost.partitions_ok + cost.partitions_failed));
+  EXPECT_EQ(cost.partitions_already, survived.size());
+  EXPECT_EQ(cost.partitions_ok + cost.partitions_failed, 4u - survived.size());
+  EXPECT_GE(cost.interest_calls, 4u - survived.size());
+  const auto after = all_records(*store);
+  ASSERT_EQ(after.size(), 4u);
+  for (const auto& [key, json] : survived) EXPECT_EQ(after.at(key), json);  // not recomputed
+  for (const auto& [key, json] : after) EXPECT_TRUE(InterestRecord::from_json(json).ok) << json;
+}
+
+TEST(UilTruncation, DropsOldestBehaviorsToFitTheContext) {
+  TempDir dir("liber-uil");
+  const BehaviorLog log = make_store(dir / "data", dir / "store", 1, 40, 40);  // 1 partition of 40
+  LlamaOptions o;
+  o.model_path = default_model_path();
+  o.context = 640;
+  o.parallel = 1;
+  auto engine = make_llama_engine(o);
+  const int ctx = engine->context_length();
+  auto store = open_rocksdb_store(dir / "store");
+  const auto parts = read_partitions(*store, "1");
+  ASSERT_EQ(parts.size(), 1u);
+  ASSERT_EQ(parts[0].events.size(), 40u);
+  const auto texts = behavior_texts(log, parts[0].events);
+  const PromptTemplate& t = builtin_interest_template();
+  const std::string desc = describe_user(log, "1");
+  const auto full = render_interest_prompt(t, desc, "", texts, 4.0f);
+  ASSERT_GT(engine->count_tokens(full) + kMaxTokens, ctx) << "fixture too short to need a cut";
+
+  const auto fitted = fit_interest_prompt(*engine, kMaxTokens, t, desc, "", texts, 4.0f);
+  ASSERT_TRUE(fitted);
+  EXPECT_GT(fitted->dropped, 0u);
+  EXPECT_LT(fitted->dropped, 40u);
+  EXPECT_LE(fitted->prompt_tokens + kMaxTokens, ctx);
+  // The fewest dropped: keeping one more behavior (the newest dropped) would not fit.
+  const auto one_more = render_interest_prompt(
+      t, desc, "", std::span(texts).subspan(fitted->dropped - 1), 4.0f);
+  EXPECT_GT(engine->count_tokens(one_more) + kMaxTokens, ctx);
+  // The oldest are the ones dropped: the newest behavior is still in the prompt.
+  EXPECT_NE(fitted->messages[1].content.find(texts.back().title), std::string::npos);
+  // Nothing fits: no prompt, no crash.
+  EXPECT_FALSE(fit_interest_prompt(*engine, ctx - 8, t, desc, "", texts, 4.0f));
+
+  const CostReport cost = learn_interests(*store, log, *engine, test_options());
+  std::printf("%s", cost.summary().c_str());
+  const auto recs = read_interests(*store, "1");
+  ASSERT_EQ(recs.size(), 1u);
+  EXPECT_EQ(recs[0].behaviors, 40u);
+  EXPECT_EQ(recs[0].behaviors_dropped, fitted->dropped);
+  EXPECT_EQ(recs[0].prompt_hash, prompt_hash(fitted->messages));
+  EXPECT_TRUE(recs[0].ok) << recs[0].error;
+  EXPECT_EQ(cost.behaviors_dropped, fitted->dropped);
+}
+
+TEST(UilItems, DescribesEveryItemOnce) {
+  TempDir dir("liber-uil");
+  const BehaviorLog log = make_store(dir / "data", dir / "store", 1, 4, 4);
+  auto store = open_rocksdb_store(dir / "store");
+  LearnOptions opt = test_options();
+  opt.items = true;
+  opt.item_max_tokens = 24;
+  const CostReport cost = learn_interests(*store, log, shared_engine(), opt);
+  EXPECT_EQ(cost.items_total, 4u);
+  EXPECT_EQ(cost.items_ok + cost.items_failed, 4u);
+  EXPECT_GE(cost.item_calls, 4u);
+  std::size_t described = 0;
+  for_each_item_knowledge(*store, [&](const ItemKnowledge& k) {
+    ++described;
+    EXPECT_EQ(k.template_version, "item_v1");
+    EXPECT_EQ(k.prompt_hash.size(), 16u);
+    if (k.ok) EXPECT_FALSE(k.text.empty());
+    if (described == 1) std::printf("item %s: %s\n", k.item.c_str(), k.text.c_str());
+  });
+  EXPECT_EQ(described, 4u);
+  EXPECT_GE(cost.items_ok, 3u);
+  const CostReport again = learn_interests(*store, log, shared_engine(), opt);
+  EXPECT_EQ(again.items_already, cost.items_ok);
+  EXPECT_EQ(again.item_calls, cost.items_failed > 0 ? again.item_calls : 0u);
+  EXPECT_EQ(again.interest_calls, 0u);
+}
+
+}  // namespace
+}  // namespace liber
