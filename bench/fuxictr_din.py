@@ -75,7 +75,7 @@ pays it; by default it runs with num_workers=0 so that both sides use exactly T 
 (--fuxictr-workers N moves the batch assembly into N loader processes). liber's own
 train_samples_per_s covers its per-epoch shuffle/gather plus the steps.
 
-Data: ML-1M (users 1-2999 only) -- /work/shared/data/ml-1m-partial holds ML-1M's movies
+Data: ML-1M (users 1-2999 only) -- ../shared/data/ml-1m-partial holds ML-1M's movies
 and users with the ratings of users 1-2999 only; every printed result carries that label.
 """
 
@@ -101,7 +101,7 @@ def parse_args():
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--liber", default=os.path.join(REPO, "build", "liber"),
                    help="liber CLI (default: build/liber)")
-    p.add_argument("--data-dir", default="/work/shared/data/ml-1m-partial",
+    p.add_argument("--data-dir", default="../shared/data/ml-1m-partial",
                    help="ML-1M directory for `liber --data-dir`")
     p.add_argument("--max-users", type=int, default=0,
                    help="only the first N users (both sides; 0 = all)")

@@ -15,7 +15,7 @@ scripts/setup.sh --bench >&2   # keep stdout for the report
 
 LIBER_HOME="${LIBER_HOME:-$HOME/.cache/liber}"
 python="$LIBER_HOME/bench-venv/bin/python"
-data_dir="${LIBER_ML1M_PARTIAL_DIR:-/work/shared/data/ml-1m-partial}"
+data_dir="${LIBER_ML1M_DIR:-../shared/data/ml-1m-partial}"
 
 exec "$python" bench/fuxictr_din.py \
   --liber build/liber \

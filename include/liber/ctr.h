@@ -38,7 +38,7 @@ struct TrainConfig {
   double learning_rate = 1e-3;
   int patience = 2;      // epochs without a better validation AUC before stopping
   uint64_t seed = 42;
-  int threads = 0;       // libtorch intra-op threads; 0 = all cores
+  int threads = 0;       // compute threads (see set_compute_threads); 0 = all cores
   std::string checkpoint_path;  // best epoch's weights; empty = a temporary file
   bool progress = true;  // progress bar on stderr
 };
@@ -63,7 +63,10 @@ struct TrainResult {
 TrainResult train_and_evaluate(const CtrDataset& data, const ModelConfig& model,
                                const TrainConfig& config);
 
-// Sets libtorch's thread pools (0 = all cores) and returns the count in effect.
+// Sets the compute threads (0 = all cores) and returns the count in effect. Debian's
+// libtorch runs matrix multiplies on OpenBLAS's own pool and element-wise work on its
+// OpenMP pool; both at T threads on T cores oversubscribe (measured 3-4x slower on 2
+// cores), so T goes to OpenBLAS and libtorch's pool stays at 1 where OpenBLAS is present.
 int set_compute_threads(int threads);
 
 }  // namespace liber
