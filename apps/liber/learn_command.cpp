@@ -36,6 +36,7 @@ struct LearnFlags {
   bool no_items = false, no_cache = false, quiet = false, sync = false;
   int max_tokens = 200, item_max_tokens = 96, retries = 2;
   float temperature = 0.2f;
+  float repeat_penalty = 1.3f;
   std::string prompt, item_prompt, show;
 };
 
@@ -91,6 +92,8 @@ void add_learn_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--retries", f->retries, "retries of a malformed output")->capture_default_str();
   cmd->add_option("--temperature", f->temperature, "sampling temperature")->capture_default_str();
+  cmd->add_option("--repeat-penalty", f->repeat_penalty, "repetition penalty, llama engine (1 = off)")
+      ->capture_default_str();
   cmd->add_option("--prompt", f->prompt, "interest prompt template JSON (default: built-in uil_v1)");
   cmd->add_option("--item-prompt", f->item_prompt, "item prompt template JSON (default: item_v1)");
   cmd->add_option("--show", f->show, "print USER's interest records and exit");
@@ -132,6 +135,7 @@ void add_learn_command(CLI::App& app) {
     opt.max_tokens = f->max_tokens;
     opt.item_max_tokens = f->item_max_tokens;
     opt.temperature = f->temperature;
+    opt.repeat_penalty = f->repeat_penalty;
     opt.max_retries = f->retries;
     opt.users = f->users;
     opt.sample = f->sample;

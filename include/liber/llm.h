@@ -28,6 +28,9 @@ struct GenerationRequest {
   int shared_prefix_messages = 0;
   int max_tokens = 256;
   float temperature = 0.2f;
+  // > 1 penalises tokens among the last 64 generated (llama.cpp: over the 64 most likely
+  // candidates, which it then samples from); 1 = off. Small models loop without it.
+  float repeat_penalty = 1.0f;
   uint64_t seed = 42;
   // Output constraint: a GBNF grammar for llama.cpp; the HTTP engine sends a JSON
   // response format instead when `json_schema` is set. Empty = unconstrained.

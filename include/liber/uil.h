@@ -162,6 +162,8 @@ void for_each_item_knowledge(Store& store, const std::function<void(const ItemKn
 struct LearnOptions {
   int max_tokens = 200;
   float temperature = 0.2f;
+  // Repetition penalty (llama.cpp engine; 1 = off): Gemma 3 270M loops without one.
+  float repeat_penalty = 1.3f;
   uint64_t seed = 42;
   int max_retries = 2;          // extra attempts after a malformed/empty/failed output
   std::size_t users = 0;        // first N users with partitions (store key order); 0 = all

@@ -478,6 +478,13 @@ std::string LlamaEngine::start(Slot& s, uint64_t tag, const GenerationRequest& r
   llama_sampler_chain_params sp = llama_sampler_chain_default_params();
   sp.no_perf = true;
   s.chain.reset(llama_sampler_chain_init(sp));
+  if (req.repeat_penalty != 1.0f) {
+    // Penalties scan every candidate; cut to the top 64 first (262k-token vocabularies).
+    llama_sampler_chain_add(s.chain.get(), llama_sampler_init_top_k(64));
+    llama_sampler_chain_add(s.chain.get(),
+                            llama_sampler_init_penalties(llama_vocab_n_tokens(vocab_), 64,
+                                                         req.repeat_penalty, 0.0f, 0.0f));
+  }
   if (req.temperature <= 0.0f) {
     llama_sampler_chain_add(s.chain.get(), llama_sampler_init_greedy());
   } else {

@@ -67,7 +67,8 @@ struct Job {
 std::string cache_key(const std::string& model, const GenerationRequest& r,
                       const std::string& phash) {
   uint64_t h = ubsp::fnv1a(model);
-  h = ubsp::fnv1a(fmt::format("\x1f{}\x1f{:.4f}\x1f", r.max_tokens, r.temperature), h);
+  h = ubsp::fnv1a(fmt::format("\x1f{}\x1f{:.4f}\x1f{:.4f}\x1f", r.max_tokens, r.temperature,
+                                  r.repeat_penalty), h);
   h = ubsp::fnv1a(r.grammar, h);
   h = ubsp::fnv1a("\x1f", h);
   h = ubsp::fnv1a(phash, h);
@@ -209,6 +210,7 @@ class CascadeSource final : public RequestSource {
     job.request.shared_prefix_messages = 1;
     job.request.max_tokens = opt_.max_tokens;
     job.request.temperature = opt_.temperature;
+    job.request.repeat_penalty = opt_.repeat_penalty;
     job.request.seed = opt_.seed;
     job.request.grammar = grammar_;
     job.request.json_schema = schema_;
@@ -310,6 +312,7 @@ class ItemSource final : public RequestSource {
     r.shared_prefix_messages = 1;
     r.max_tokens = opt_.item_max_tokens;
     r.temperature = opt_.temperature;
+    r.repeat_penalty = opt_.repeat_penalty;
     r.seed = opt_.seed + static_cast<uint64_t>(attempts_[i]) * 7919;
     if (attempts_[i] == 0) records_[i].prompt_hash = prompt_hash(r.messages);
     return std::make_pair(static_cast<uint64_t>(i), std::move(r));

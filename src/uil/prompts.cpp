@@ -1,6 +1,7 @@
 // Prompt templates (data: configs/prompts/*.json, built in verbatim below), rendering,
 // truncation, the output grammar and its parser.
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -329,6 +330,38 @@ std::string interest_json_schema() {
          R"("additionalProperties":false})";
 }
 
+namespace {
+
+// Why a generated field is no real text, or nullptr when it is. Small models under a
+// grammar produce well-formed JSON around placeholders ("..."), punctuation runs ("} } }")
+// or one phrase looped; those are retried like malformed output, not recorded as ok.
+const char* degenerate_text(std::string_view text) {
+  std::size_t letters = 0, visible = 0;
+  for (char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (std::isalpha(u) || u >= 0x80) ++letters;
+    if (!std::isspace(u)) ++visible;
+  }
+  if (letters < 3) return "has no words";
+  if (visible >= 20 && letters * 2 < visible) return "is mostly punctuation";
+  std::vector<std::string_view> words;
+  for (std::size_t i = 0; i < text.size();) {
+    while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+    const std::size_t b = i;
+    while (i < text.size() && !std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+    if (i > b) words.push_back(text.substr(b, i - b));
+  }
+  if (words.size() >= 16) {
+    std::sort(words.begin(), words.end());
+    const auto distinct = std::unique(words.begin(), words.end()) - words.begin();
+    if (static_cast<double>(distinct) < 0.3 * static_cast<double>(words.size()))
+      return "repeats itself";
+  }
+  return nullptr;
+}
+
+}  // namespace
+
 std::optional<InterestOutput> parse_interest_output(std::string_view text, std::string* why) {
   auto fail = [&](std::string reason) -> std::optional<InterestOutput> {
     if (why) *why = std::move(reason);
@@ -351,11 +384,8 @@ std::optional<InterestOutput> parse_interest_output(std::string_view text, std::
   if (j.contains("shift") && j["shift"].is_string()) out.shift = trim(j["shift"].get<std::string>());
   else return fail("no \"shift\" string");
   if (out.summary.empty()) return fail("empty summary");
-  // A placeholder such as "..." is no summary: ask for at least a few letters.
-  const auto letters = std::count_if(out.summary.begin(), out.summary.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || static_cast<unsigned char>(c) >= 0x80;
-  });
-  if (letters < 3) return fail("summary has no words");
+  if (const char* bad = degenerate_text(out.summary)) return fail(fmt::format("summary {}", bad));
+  if (const char* bad = degenerate_text(out.shift)) return fail(fmt::format("shift {}", bad));
   return out;
 }
 

@@ -116,7 +116,7 @@ TEST(UilPrompt, ParsesOutputAndRejectsBadOutput) {
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->summary, "Likes dramas.");
   EXPECT_EQ(ok->shift, "none");
-  EXPECT_TRUE(parse_interest_output("```json\n{\"summary\":\"Likes noir.\",\"shift\":\"b\"}\n```", &why));
+  EXPECT_TRUE(parse_interest_output("```json\n{\"summary\":\"Likes noir.\",\"shift\":\"new\"}\n```", &why));
   EXPECT_FALSE(parse_interest_output("", &why));
   EXPECT_EQ(why, "empty output");
   EXPECT_FALSE(parse_interest_output(R"({"summary": "trunc)", &why));
@@ -128,6 +128,20 @@ TEST(UilPrompt, ParsesOutputAndRejectsBadOutput) {
   EXPECT_NE(g.find("char{20,168}"), std::string::npos);
   EXPECT_FALSE(parse_interest_output(R"({"summary": "...", "shift": "..."})", &why));
   EXPECT_EQ(why, "summary has no words");
+  // Well-formed JSON around degenerate text (seen from Gemma 3 270M) is not a record.
+  EXPECT_FALSE(parse_interest_output(
+      R"({"summary": "Likes westerns.", "shift": ") { 1 } } } } } } } } } } } } } } } }"})", &why));
+  EXPECT_EQ(why, "shift has no words");
+  EXPECT_FALSE(parse_interest_output(
+      R"({"summary": "Likes westerns.", "shift": "one two {{{{{{{{{}}}}}}}}}"})", &why));
+  EXPECT_EQ(why, "shift is mostly punctuation");
+  EXPECT_FALSE(parse_interest_output(
+      R"({"summary": "a great movie a great movie a great movie a great movie a great movie a great movie", "shift": "none"})",
+      &why));
+  EXPECT_EQ(why, "summary repeats itself");
+  EXPECT_TRUE(parse_interest_output(
+      R"({"summary": "Enjoys 1950s film noir and tense crime dramas, rates slow romances low, and recently added acclaimed war films.", "shift": "Moved from comedies toward war dramas."})",
+      &why));
   EXPECT_NE(interest_json_schema().find("\"required\":[\"summary\",\"shift\"]"), std::string::npos);
   InterestRecord r;
   r.user = "7";
