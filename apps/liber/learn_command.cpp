@@ -30,7 +30,9 @@ struct LearnFlags {
   std::string engine = "llama";
   std::string model;
   std::string base_url, api_model;
-  int parallel = 8, context = 8192, threads = 0;
+  // 4096 KV cells per sequence: a K = 50 ML-1M partition renders to ~1,800 tokens, so
+  // the engine's per-sequence share (context / parallel) must be well above 1,024.
+  int parallel = 8, context = 32768, threads = 0;
   std::size_t users = 0, sample = 0;
   uint64_t seed = 1;
   bool no_items = false, no_cache = false, quiet = false, sync = false;
@@ -77,7 +79,7 @@ void add_learn_command(CLI::App& app) {
   cmd->add_option("--api-model", f->api_model, "model name sent to the server (--engine http)");
   cmd->add_option("--parallel", f->parallel, "sequences decoded at once / requests in flight")
       ->capture_default_str();
-  cmd->add_option("--context", f->context, "llama.cpp context (KV cells shared by all sequences)")
+  cmd->add_option("--context", f->context, "llama.cpp context: KV cells shared by all sequences (each gets context / parallel)")
       ->capture_default_str();
   cmd->add_option("--threads", f->threads, "llama.cpp threads (0 = all cores)")->capture_default_str();
   // (--users already names the generic user table, see DataOptions.)
