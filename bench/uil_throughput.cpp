@@ -35,6 +35,7 @@
 
 #include "liber/data.h"
 #include "liber/llm.h"
+#include "liber/llm/chat_format.h"
 #include "liber/store.h"
 #include "liber/ubsp.h"
 #include "liber/uil.h"
@@ -139,24 +140,6 @@ struct Work {
 
 // ---- (b): the bare llama.cpp loop --------------------------------------------------------
 
-std::vector<ChatMessage> fold_system(const std::vector<ChatMessage>& messages) {
-  std::vector<ChatMessage> out;
-  std::string pending;
-  for (const auto& m : messages) {
-    if (m.role == "system") {
-      if (!pending.empty()) pending += "\n\n";
-      pending += m.content;
-    } else if (m.role == "user" && !pending.empty()) {
-      out.push_back({m.role, pending + "\n\n" + m.content});
-      pending.clear();
-    } else {
-      out.push_back(m);
-    }
-  }
-  if (!pending.empty()) out.push_back({"user", pending});
-  return out;
-}
-
 std::vector<llama_token> tokenize(const llama_vocab* vocab, const std::string& text) {
   std::vector<llama_token> out(text.size() + 8);
   int n = llama_tokenize(vocab, text.data(), static_cast<int32_t>(text.size()), out.data(),
@@ -183,7 +166,7 @@ std::string render_chat(const llama_model* model, const std::vector<ChatMessage>
     tmpl = std::string_view(arch).starts_with("gemma") ? "gemma" : "chatml";
   }
   const bool fold = tmpl == "gemma" || tmpl.find("<start_of_turn>") != std::string::npos;
-  const auto msgs = fold ? fold_system(messages) : messages;
+  const auto msgs = fold ? llm::fold_system_messages(messages) : messages;
   std::vector<llama_chat_message> chat;
   std::size_t chars = 0;
   for (const auto& m : msgs) {
