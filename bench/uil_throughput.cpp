@@ -227,7 +227,7 @@ CeilingResult run_ceiling(const Args& args, const std::vector<Work>& work) {
   cp.n_seq_max = static_cast<uint32_t>(n_seq);
   cp.n_threads = args.threads;
   cp.n_threads_batch = args.threads;
-  cp.kv_unified = true;
+  cp.kv_unified = false;  // as the engine: one KV stream per sequence
   cp.no_perf = true;
   llama_context* ctx = llama_init_from_model(model, cp);
   if (!ctx) throw std::runtime_error("llama.cpp could not create the context");

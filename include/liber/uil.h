@@ -48,21 +48,26 @@
 namespace liber {
 
 // ---- Templates -------------------------------------------------------------------------
-// JSON: {"version": "uil_v1", "system": "...", "user": "..."}. Placeholders in `user`:
+// JSON: {"version": "uil_v2", "system": "...", "user": "...", "behavior": "..."}.
+// Placeholders in `user`:
 //   interest template: {user} {previous} {behaviors} {count} {like_threshold}
 //   item template:     {title} {genres} {year}
+// `behavior` (optional) is the line of one behavior in {behaviors}: {title} (with " (year)"
+// unless the title holds it), {genres}, {year}, {rating}, {liked}. Absent: uil_v1's line
+// "- Title | Genres | 1996 | rated 4 (liked)".
 struct PromptTemplate {
   std::string version;
   std::string system;
   std::string user;
+  std::string behavior;
 
-  // 16 hex digits of FNV-1a 64 over version, system and user text.
+  // 16 hex digits of FNV-1a 64 over version, system, user (and behavior) text.
   std::string hash() const;
   std::string to_json() const;
   // Throws Error(Config) when a field is missing.
   static PromptTemplate from_json(std::string_view json, std::string_view where = "template");
 };
-const PromptTemplate& builtin_interest_template();  // "uil_v1"
+const PromptTemplate& builtin_interest_template();  // "uil_v2"
 const PromptTemplate& builtin_item_template();      // "item_v1"
 PromptTemplate load_template(const std::filesystem::path& file);
 
@@ -82,8 +87,9 @@ std::string describe_user(const BehaviorLog& log, std::string_view external_user
 // rendered by id.
 std::vector<BehaviorText> behavior_texts(const BehaviorLog& log,
                                          std::span<const StoredEvent> events);
-// One line per behavior: "- Title | Genres | 1996 | rated 4 (liked)".
-std::string render_behaviors(std::span<const BehaviorText> behaviors, float like_threshold);
+// One line per behavior, by `line` (a template's `behavior`; empty = uil_v1's line).
+std::string render_behaviors(std::span<const BehaviorText> behaviors, float like_threshold,
+                             std::string_view line = {});
 // [system: instructions, user: description + previous summary ("none") + behaviors].
 std::vector<ChatMessage> render_interest_prompt(const PromptTemplate& t,
                                                 std::string_view user_description,

@@ -424,7 +424,7 @@ void naive_cost(const LlmEngine& engine, const BehaviorLog& log, const PromptTem
     auto it = blocks.find(key);
     if (it != blocks.end()) return it->second;
     const auto texts = behavior_texts(log, users[u].parts[p].events);
-    return blocks.emplace(key, render_behaviors(texts, log.like_threshold)).first->second;
+    return blocks.emplace(key, render_behaviors(texts, log.like_threshold, tmpl.behavior)).first->second;
   };
   std::size_t total_bytes = 0;
   for (const auto& [u, p] : processed)

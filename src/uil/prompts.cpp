@@ -20,11 +20,12 @@ namespace {
 
 using nlohmann::json;
 
-// Verbatim copies of configs/prompts/uil_v1.json and item_v1.json (a test checks they match).
+// Verbatim copies of configs/prompts/uil_v2.json and item_v1.json (a test checks they match).
 constexpr const char* kInterestTemplateJson = R"json({
-  "version": "uil_v1",
+  "version": "uil_v2",
   "system": "You are an expert in movie recommendation. You get a user's profile, the summary of the user's interests written from their earlier ratings (or \"none\"), and the user's next movie ratings.\nTask:\n1. Analyse the user's preferences along these factors: genre, director and actors, era and country, themes, mood, critical acclaim.\n2. Write a concise interest summary (one to three sentences) that updates the previous summary with the new ratings.\n3. Describe in one sentence how the interests shifted compared with the previous summary (if it is none, describe the starting interests; if nothing changed, say so).\nAnswer with one JSON object with exactly two string fields: \"summary\" (the updated interest summary, in your own words) and \"shift\" (the interest shift). Write real sentences about this user; never leave a field empty or use placeholders.",
-  "user": "User profile: {user}\nPrevious interest summary: {previous}\nNew ratings ({count} movies, oldest first; a rating of {like_threshold} or more counts as liked):\n{behaviors}"
+  "user": "User profile: {user}\nPrevious interest summary: {previous}\nNew ratings ({count} movies, oldest first, one per line as title | genres | rating; a rating of {like_threshold} or more counts as liked):\n{behaviors}",
+  "behavior": "- {title} | {genres} | {rating}"
 }
 )json";
 constexpr const char* kItemTemplateJson = R"json({
@@ -112,11 +113,17 @@ std::string PromptTemplate::hash() const {
   h = ubsp::fnv1a(system, h);
   h = ubsp::fnv1a("\x1f", h);
   h = ubsp::fnv1a(user, h);
+  if (!behavior.empty()) {  // absent in uil_v1: its hash stays what it was
+    h = ubsp::fnv1a("\x1f", h);
+    h = ubsp::fnv1a(behavior, h);
+  }
   return hex16(h);
 }
 
 std::string PromptTemplate::to_json() const {
-  return json{{"version", version}, {"system", system}, {"user", user}}.dump(2);
+  json j{{"version", version}, {"system", system}, {"user", user}};
+  if (!behavior.empty()) j["behavior"] = behavior;
+  return j.dump(2);
 }
 
 PromptTemplate PromptTemplate::from_json(std::string_view text, std::string_view where) {
@@ -137,11 +144,17 @@ PromptTemplate PromptTemplate::from_json(std::string_view text, std::string_view
   t.version = j["version"].get<std::string>();
   t.system = j["system"].get<std::string>();
   t.user = j["user"].get<std::string>();
+  if (j.contains("behavior")) {
+    if (!j["behavior"].is_string() || j["behavior"].get<std::string>().empty())
+      throw Error(ErrorKind::Config,
+                  fmt::format("{}: \"behavior\" must be a non-empty string when present", where));
+    t.behavior = j["behavior"].get<std::string>();
+  }
   return t;
 }
 
 const PromptTemplate& builtin_interest_template() {
-  static const PromptTemplate t = PromptTemplate::from_json(kInterestTemplateJson, "uil_v1");
+  static const PromptTemplate t = PromptTemplate::from_json(kInterestTemplateJson, "uil_v2");
   return t;
 }
 
@@ -213,20 +226,29 @@ std::vector<BehaviorText> behavior_texts(const BehaviorLog& log,
   return out;
 }
 
-std::string render_behaviors(std::span<const BehaviorText> behaviors, float like_threshold) {
+std::string render_behaviors(std::span<const BehaviorText> behaviors, float like_threshold,
+                             std::string_view line) {
   std::string out;
   for (const BehaviorText& b : behaviors) {
-    out += "- " + b.title;
-    out += " | " + (b.genres.empty() ? std::string("unknown genre") : b.genres);
-    if (b.year > 0) out += fmt::format(" | {}", b.year);
-    bool liked;
-    if (!std::isnan(b.rating)) {
-      out += " | rated " + format_rating(b.rating);
-      liked = b.label >= 0 ? b.label == 1 : b.rating >= like_threshold;
+    const bool rated = !std::isnan(b.rating);
+    const bool liked = rated && b.label < 0 ? b.rating >= like_threshold : b.label == 1;
+    const std::string genres = b.genres.empty() ? std::string("unknown genre") : b.genres;
+    if (line.empty()) {  // uil_v1's line
+      out += "- " + b.title + " | " + genres;
+      if (b.year > 0) out += fmt::format(" | {}", b.year);
+      if (rated) out += " | rated " + format_rating(b.rating);
+      out += liked ? " (liked)" : " (not liked)";
     } else {
-      liked = b.label == 1;
+      // {title} carries the year once: ML titles already end in "(1995)".
+      std::string title = b.title;
+      const std::string year = b.year > 0 ? std::to_string(b.year) : std::string();
+      if (!year.empty() && title.find(year) == std::string::npos) title += " (" + year + ")";
+      out += substitute(line, {{"title", title},
+                               {"genres", genres},
+                               {"year", year.empty() ? std::string("unknown") : year},
+                               {"rating", rated ? format_rating(b.rating) : std::string("-")},
+                               {"liked", liked ? "liked" : "not liked"}});
     }
-    out += liked ? " (liked)" : " (not liked)";
     out += '\n';
   }
   if (!out.empty()) out.pop_back();
@@ -238,7 +260,7 @@ std::vector<ChatMessage> render_interest_prompt(const PromptTemplate& t,
                                                 std::string_view previous_summary,
                                                 std::span<const BehaviorText> behaviors,
                                                 float like_threshold) {
-  const std::string rendered = render_behaviors(behaviors, like_threshold);
+  const std::string rendered = render_behaviors(behaviors, like_threshold, t.behavior);
   const std::string count = std::to_string(behaviors.size());
   const std::string like = format_rating(like_threshold);
   const std::string prev = previous_summary.empty() ? std::string("none") : std::string(previous_summary);

@@ -73,10 +73,15 @@ fs::path source_dir() { return fs::path(__FILE__).parent_path().parent_path().pa
 
 TEST(UilPrompt, BuiltinTemplatesAreTheConfigFiles) {
   const fs::path dir = source_dir() / "configs" / "prompts";
-  const PromptTemplate uil = load_template(dir / "uil_v1.json");
+  const PromptTemplate uil = load_template(dir / "uil_v2.json");
   const PromptTemplate item = load_template(dir / "item_v1.json");
-  EXPECT_EQ(uil.version, "uil_v1");
+  EXPECT_EQ(uil.version, "uil_v2");
   EXPECT_EQ(uil.hash(), builtin_interest_template().hash());
+  // uil_v1 (no "behavior" line) still loads, hashes as before and round-trips.
+  const PromptTemplate v1 = load_template(dir / "uil_v1.json");
+  EXPECT_TRUE(v1.behavior.empty());
+  EXPECT_EQ(v1.hash(), PromptTemplate::from_json(v1.to_json()).hash());
+  EXPECT_NE(v1.hash(), uil.hash());
   EXPECT_EQ(item.version, "item_v1");
   EXPECT_EQ(item.hash(), builtin_item_template().hash());
   EXPECT_EQ(uil.hash().size(), 16u);
@@ -101,9 +106,18 @@ TEST(UilPrompt, RendersUserPreviousSummaryAndBehaviors) {
   EXPECT_EQ(m[0].role, "system");
   EXPECT_EQ(m[0].content, builtin_interest_template().system);  // the shared prefix
   EXPECT_NE(m[1].content.find("Previous interest summary: Loves noir."), std::string::npos);
-  EXPECT_NE(m[1].content.find("rated 5 (liked)"), std::string::npos);
-  EXPECT_NE(m[1].content.find("rated 2 (not liked)"), std::string::npos);
+  // uil_v2's line: title (year added when the title lacks it) | genres | rating.
+  EXPECT_NE(m[1].content.find("\n- " + texts[0].title + (texts[0].title.find(std::to_string(texts[0].year)) == std::string::npos ? " (" + std::to_string(texts[0].year) + ")" : std::string()) + " | "), std::string::npos);
+  EXPECT_NE(m[1].content.find(" | 5\n- "), std::string::npos);
+  EXPECT_TRUE(m[1].content.ends_with(" | 2"));
   EXPECT_NE(m[1].content.find("2 movies"), std::string::npos);
+  EXPECT_NE(m[1].content.find("a rating of 4 or more counts as liked"), std::string::npos);
+  // uil_v1's line marks likes per behavior.
+  const auto v1 = render_interest_prompt(load_template(source_dir() / "configs/prompts/uil_v1.json"),
+                                         "male", "Loves noir.", texts, 4.0f);
+  EXPECT_NE(v1[1].content.find("rated 5 (liked)"), std::string::npos);
+  EXPECT_NE(v1[1].content.find("rated 2 (not liked)"), std::string::npos);
+  EXPECT_TRUE(render_behaviors(texts, 4.0f, "{rating}:{liked}").ends_with("5:liked\n2:not liked"));
   const auto first = render_interest_prompt(builtin_interest_template(), "male", "", texts, 4.0f);
   EXPECT_NE(first[1].content.find("Previous interest summary: none"), std::string::npos);
   EXPECT_NE(prompt_hash(m), prompt_hash(first));
@@ -148,7 +162,7 @@ TEST(UilPrompt, ParsesOutputAndRejectsBadOutput) {
   r.seq = 3;
   r.ok = true;
   r.summary = "s";
-  r.template_version = "uil_v1";
+  r.template_version = "uil_v2";
   r.prompt_hash = "0123456789abcdef";
   r.latency_s = 1.5;
   const InterestRecord back = InterestRecord::from_json(r.to_json());
@@ -190,7 +204,7 @@ TEST(UilCascade, SummarisesEveryPartitionInCascade) {
       EXPECT_FALSE(r.summary.empty());
       EXPECT_FALSE(r.shift.empty());
       EXPECT_EQ(r.model, engine.model_id());
-      EXPECT_EQ(r.template_version, "uil_v1");
+      EXPECT_EQ(r.template_version, "uil_v2");
       EXPECT_EQ(r.template_hash, t.hash());
       EXPECT_EQ(r.prompt_hash.size(), 16u);
       EXPECT_GT(r.prompt_tokens, 0);
