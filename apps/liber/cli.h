@@ -2,12 +2,16 @@
 // loaded, and the subcommand registrations.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
+#include "liber/ctr.h"
 #include "liber/data.h"
 #include "liber/dataset.h"
+#include "liber/llm.h"
 
 namespace liber::cli {
 
@@ -24,10 +28,31 @@ struct DataOptions {
   BehaviorLog load() const;  // prints the read report's problems to stderr
 };
 
+// --engine llama|http and its options.
+struct EngineFlags {
+  std::string engine = "llama";
+  std::string model;
+  std::string base_url, api_model;
+  // 4096 KV cells per sequence: a K = 50 ML-1M partition renders to ~1,300 tokens, so
+  // the engine's per-sequence share (context / parallel) must be well above 1,024.
+  int parallel = 8, context = 32768, threads = 0;
+
+  void add_to(CLI::App& cmd);
+  std::unique_ptr<LlmEngine> make() const;
+};
+
+// Config files (configs/<dataset>.json): {"train": {...}, "model": {...}, "backbones":
+// {"din": {...model overrides}}}; throws Error(Io/Parse) naming the file.
+nlohmann::json load_config(const std::string& path);
+void apply_model_json(const nlohmann::json& j, ModelConfig& m);
+void apply_train_json(const nlohmann::json& j, TrainConfig& t);
+
 void add_data_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_export_command(CLI::App& app);
 void add_ingest_command(CLI::App& app); void add_partitions_command(CLI::App& app);
 void add_learn_command(CLI::App& app);
+void add_encode_command(CLI::App& app);
+void add_experiment_command(CLI::App& app);
 
 }  // namespace liber::cli

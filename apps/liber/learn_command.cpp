@@ -2,6 +2,7 @@
 // `liber learn --show USER`: print a user's interest records.
 #include <csignal>
 #include <cstdio>
+#include <fstream>
 #include <memory>
 
 #include <fmt/format.h>
@@ -27,15 +28,12 @@ extern "C" void on_sigint(int) {
 struct LearnFlags {
   DataOptions data;
   std::string store = "./liber-state";
-  std::string engine = "llama";
-  std::string model;
-  std::string base_url, api_model;
-  // 4096 KV cells per sequence: a K = 50 ML-1M partition renders to ~1,800 tokens, so
-  // the engine's per-sequence share (context / parallel) must be well above 1,024.
-  int parallel = 8, context = 32768, threads = 0;
+  EngineFlags engine;
   std::size_t users = 0, sample = 0;
   uint64_t seed = 1;
-  bool no_items = false, no_cache = false, quiet = false, sync = false;
+  bool no_items = false, no_cache = false, quiet = false, sync = false, no_cascade = false;
+  std::size_t max_partitions = 0;
+  std::string user_list, list_learned;
   int max_tokens = 200, item_max_tokens = 96, retries = 2;
   float temperature = 0.2f;
   float repeat_penalty = 1.3f;
@@ -71,23 +69,23 @@ void add_learn_command(CLI::App& app) {
       "learn", "UIL: summarise every user's partitions in cascade with an LLM (incremental)");
   f->data.add_to(*cmd);
   cmd->add_option("--store", f->store, "state store directory (RocksDB)")->capture_default_str();
-  cmd->add_option("--engine", f->engine, "llama (in process) or http (OpenAI-compatible)")
-      ->check(CLI::IsMember({"llama", "http"}))
-      ->capture_default_str();
-  cmd->add_option("--model", f->model, "GGUF model for --engine llama (default: the setup one)");
-  cmd->add_option("--base-url", f->base_url, "server URL for --engine http, e.g. http://127.0.0.1:8000/v1");
-  cmd->add_option("--api-model", f->api_model, "model name sent to the server (--engine http)");
-  cmd->add_option("--parallel", f->parallel, "sequences decoded at once / requests in flight")
-      ->capture_default_str();
-  cmd->add_option("--context", f->context, "llama.cpp context: KV cells shared by all sequences (each gets context / parallel)")
-      ->capture_default_str();
-  cmd->add_option("--threads", f->threads, "llama.cpp threads (0 = all cores)")->capture_default_str();
+  f->engine.add_to(*cmd);
   // (--users already names the generic user table, see DataOptions.)
   auto* users = cmd->add_option("--first-users", f->users, "only the first N users with partitions");
   auto* sample = cmd->add_option("--sample", f->sample, "only N random users (see --seed)");
   users->excludes(sample);
+  cmd->add_option("--user-list", f->user_list,
+                  "only the users listed in FILE (one id per line), e.g. another store's sample")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--list-learned", f->list_learned,
+                  "write the users whose partitions all have a record to FILE and exit");
   cmd->add_option("--seed", f->seed, "seed of --sample")->capture_default_str();
   cmd->add_flag("--no-items", f->no_items, "skip the item-knowledge phase");
+  cmd->add_option("--max-partitions", f->max_partitions,
+                  "only each user's first N partitions (0 = all; 1 on a K=30 store = KAR-style)")
+      ->capture_default_str();
+  cmd->add_flag("--no-cascade", f->no_cascade,
+                "ablation: summarise every partition on its own (previous summary \"none\")");
   cmd->add_flag("--no-cache", f->no_cache, "do not reuse cached outputs of identical prompts");
   cmd->add_option("--max-tokens", f->max_tokens, "output tokens per partition")->capture_default_str();
   cmd->add_option("--item-max-tokens", f->item_max_tokens, "output tokens per item description")
@@ -106,23 +104,17 @@ void add_learn_command(CLI::App& app) {
       show_user(f->store, f->show);
       return;
     }
-    std::unique_ptr<LlmEngine> engine;
-    if (f->engine == "http") {
-      if (f->base_url.empty() || f->api_model.empty())
-        throw Error(ErrorKind::Config, "--engine http needs --base-url URL and --api-model NAME");
-      HttpOptions h;
-      h.base_url = f->base_url;
-      h.model = f->api_model;
-      h.in_flight = f->parallel;
-      engine = make_http_engine(h);
-    } else {
-      LlamaOptions l;
-      l.model_path = f->model.empty() ? default_model_path() : f->model;
-      l.context = f->context;
-      l.parallel = f->parallel;
-      l.threads = f->threads;
-      engine = make_llama_engine(l);
+    if (!f->list_learned.empty()) {
+      auto store = open_rocksdb_store(f->store, {.read_only = true});
+      const auto users = learned_users(*store);
+      std::ofstream out(f->list_learned);
+      for (const auto& u : users) out << u << "\n";
+      if (!out) throw Error(ErrorKind::Io, fmt::format("cannot write {}", f->list_learned));
+      std::fprintf(stderr, "liber: %zu learned users written to %s\n", users.size(),
+                   f->list_learned.c_str());
+      return;
     }
+    std::unique_ptr<LlmEngine> engine = f->engine.make();
     BehaviorLog log = f->data.load();
     PromptTemplate prompt, item_prompt;
     LearnOptions opt;
@@ -143,6 +135,15 @@ void add_learn_command(CLI::App& app) {
     opt.sample = f->sample;
     opt.sample_seed = f->seed;
     opt.items = !f->no_items;
+    opt.max_partitions = f->max_partitions;
+    if (!f->user_list.empty()) {
+      std::ifstream in(f->user_list);
+      for (std::string line; std::getline(in, line);)
+        if (!line.empty()) opt.only_users.push_back(line);
+      if (opt.only_users.empty())
+        throw Error(ErrorKind::InvalidInput, fmt::format("{}: no user ids", f->user_list));
+    }
+    opt.cascade = !f->no_cascade;
     opt.use_cache = !f->no_cache;
     opt.sync = f->sync;
     opt.progress_bar = !f->quiet;

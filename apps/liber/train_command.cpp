@@ -26,49 +26,13 @@ struct TrainOptions {
   CLI::App* app = nullptr;
 };
 
-template <typename T>
-void read_if(const nlohmann::json& j, const char* key, T& into) {
-  if (j.contains(key)) into = j.at(key).get<T>();
-}
-
-void apply_model_json(const nlohmann::json& j, ModelConfig& m) {
-  read_if(j, "embedding_dim", m.embedding_dim);
-  read_if(j, "mlp", m.mlp);
-  read_if(j, "dropout", m.dropout);
-  read_if(j, "attention_mlp", m.attention_mlp);
-  read_if(j, "cross_layers", m.cross_layers);
-  read_if(j, "attention_layers", m.attention_layers);
-  read_if(j, "attention_heads", m.attention_heads);
-  read_if(j, "attention_dim", m.attention_dim);
-  read_if(j, "embedding_l2", m.embedding_l2);
-}
-
-// Config file (configs/<dataset>.json): {"train": {...}, "model": {...}, "backbones":
-// {"din": {...model overrides}}}. Flags given on the command line win over the file.
-nlohmann::json load_config(const std::string& path) {
-  if (path.empty()) return nlohmann::json::object();
-  std::ifstream in(path);
-  if (!in) throw Error(ErrorKind::Io, fmt::format("cannot open config {}", path));
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(ErrorKind::Parse, fmt::format("{}: {}", path, e.what()));
-  }
-}
-
 void run_train(TrainOptions& o) {
   CLI::App& app = *o.app;
   nlohmann::json cfg = load_config(o.config_path);
   TrainConfig train;
   ModelConfig model;
   try {
-    if (cfg.contains("train")) {
-      const auto& t = cfg["train"];
-      read_if(t, "max_epochs", train.max_epochs);
-      read_if(t, "batch_size", train.batch_size);
-      read_if(t, "learning_rate", train.learning_rate);
-      read_if(t, "patience", train.patience);
-    }
+    if (cfg.contains("train")) apply_train_json(cfg["train"], train);
     if (cfg.contains("model")) apply_model_json(cfg["model"], model);
   } catch (const nlohmann::json::exception& e) {
     throw Error(ErrorKind::Config, fmt::format("{}: {}", o.config_path, e.what()));

@@ -175,6 +175,11 @@ struct LearnOptions {
   std::size_t users = 0;        // first N users with partitions (store key order); 0 = all
   std::size_t sample = 0;       // or N random users (by sample_seed); 0 = off
   uint64_t sample_seed = 1;
+  std::size_t max_partitions = 0;  // only each user's first N partitions; 0 = all
+  std::vector<std::string> only_users;  // only these users (external ids); empty = all
+  // false: the no-cascade ablation, every partition summarised on its own (the prompt's
+  // previous summary is always "none").
+  bool cascade = true;
   bool items = true;            // item knowledge phase (after the cascade)
   int item_max_tokens = 96;
   bool use_cache = true;        // reuse an identical prompt's output on the same model
@@ -215,9 +220,18 @@ struct CostReport {
   double tokens_per_1k_behaviors() const;  // (prompt + completion) of the cascade
   double naive_ratio() const;              // naive prompt tokens / cascade prompt tokens
   std::string summary() const;             // multi-line, for the CLI
+  std::string to_json() const;
+  static CostReport from_json(std::string_view json);
+  // Field-wise sum (counts, times), for the total over several runs.
+  CostReport& operator+=(const CostReport& other);
 };
 
+// Runs the cascade; every run that made LLM calls also stores its CostReport in the store
+// (progress family, "uil.run/<unix ms>"), read back by read_learn_runs.
 CostReport learn_interests(Store& store, const BehaviorLog& log, LlmEngine& engine,
                            const LearnOptions& options = {});
+std::vector<CostReport> read_learn_runs(Store& store);
+// Users with at least one partition whose every partition has a record (ok or failed).
+std::vector<std::string> learned_users(Store& store);
 
 }  // namespace liber

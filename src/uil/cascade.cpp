@@ -167,6 +167,7 @@ class CascadeSource final : public RequestSource {
   }
 
   std::string previous_of(const UserWork& w, uint32_t seq) const {
+    if (!opt_.cascade) return {};  // the no-cascade ablation: every partition on its own
     auto it = w.ok.lower_bound(seq);
     if (it == w.ok.begin()) return {};
     return std::prev(it)->second;
@@ -381,6 +382,10 @@ std::vector<UserWork> select_users(Store& store, const BehaviorLog& log, const L
     }
     all.back().parts.push_back(p);
   });
+  if (!opt.only_users.empty()) {
+    const std::unordered_set<std::string> only(opt.only_users.begin(), opt.only_users.end());
+    std::erase_if(all, [&](const UserWork& w) { return !only.contains(w.user); });
+  }
   if (opt.sample > 0 && opt.sample < all.size()) {
     std::vector<std::size_t> idx(all.size());
     std::iota(idx.begin(), idx.end(), std::size_t{0});
@@ -400,6 +405,8 @@ std::vector<UserWork> select_users(Store& store, const BehaviorLog& log, const L
   for (UserWork& w : all) {
     std::sort(w.parts.begin(), w.parts.end(),
               [](const StoredPartition& a, const StoredPartition& b) { return a.seq < b.seq; });
+    if (opt.max_partitions > 0 && w.parts.size() > opt.max_partitions)
+      w.parts.resize(opt.max_partitions);
     w.description = describe_user(log, w.user);
     for (const InterestRecord& r : read_interests(store, w.user))
       if (r.ok) w.ok[r.seq] = r.summary;
@@ -476,6 +483,43 @@ double CostReport::naive_ratio() const {
   if (interest_prompt_tokens == 0) return 0;
   return static_cast<double>(naive_prompt_tokens) / static_cast<double>(interest_prompt_tokens);
 }
+
+#define LIBER_COST_FIELDS(X)                                                              \
+  X(calls) X(prompt_tokens) X(completion_tokens) X(cached_prompt_tokens) X(interest_calls)  \
+  X(interest_prompt_tokens) X(item_calls) X(item_prompt_tokens) X(item_completion_tokens)   \
+  X(users) X(partitions_total) X(partitions_already) X(partitions_ok) X(partitions_failed)  \
+  X(partitions_from_cache) X(behaviors) X(behaviors_dropped) X(items_total) X(items_already) \
+  X(items_ok) X(items_failed) X(wall_s) X(interest_wall_s) X(stopped) X(naive_calls)        \
+  X(naive_prompt_tokens) X(naive_exact)
+
+std::string CostReport::to_json() const {
+  nlohmann::json j;
+#define X(f) j[#f] = f;
+  LIBER_COST_FIELDS(X)
+#undef X
+  return j.dump();
+}
+
+CostReport CostReport::from_json(std::string_view text) {
+  CostReport c;
+  try {
+    const nlohmann::json j = nlohmann::json::parse(text);
+#define X(f) if (j.contains(#f)) j.at(#f).get_to(c.f);
+    LIBER_COST_FIELDS(X)
+#undef X
+  } catch (const std::exception& e) {
+    throw Error(ErrorKind::Internal, std::string("corrupt state: learn run report: ") + e.what());
+  }
+  return c;
+}
+
+CostReport& CostReport::operator+=(const CostReport& o) {
+#define X(f) f = f + o.f;
+  LIBER_COST_FIELDS(X)
+#undef X
+  return *this;
+}
+#undef LIBER_COST_FIELDS
 
 std::string CostReport::summary() const {
   std::string s;
@@ -563,7 +607,42 @@ CostReport learn_interests(Store& store, const BehaviorLog& log, LlmEngine& engi
 
   naive_cost(engine, log, tmpl, users, processed, opt.naive_exact_bytes, cost);
   cost.wall_s = seconds_since(t0);
+  if (cost.calls > 0) {
+    // The run's cost stays with the store, so reports over several (resumed) runs add up.
+    auto batch = store.new_batch();
+    const auto now = std::chrono::system_clock::now().time_since_epoch();
+    batch->put(Family::Progress,
+               fmt::format("uil.run/{:016d}",
+                           std::chrono::duration_cast<std::chrono::milliseconds>(now).count()),
+               cost.to_json());
+    store.write(*batch, opt.sync);
+  }
   return cost;
+}
+
+std::vector<std::string> learned_users(Store& store) {
+  std::vector<std::string> out;
+  std::string user;
+  bool complete = true;
+  for_each_partition(store, [&](const StoredPartition& p) {
+    if (p.user != user) {
+      if (!user.empty() && complete) out.push_back(user);
+      user = p.user;
+      complete = true;
+    }
+    complete = complete && store.get(Family::Interests, interest_key(p.user, p.seq)).has_value();
+  });
+  if (!user.empty() && complete) out.push_back(user);
+  return out;
+}
+
+std::vector<CostReport> read_learn_runs(Store& store) {
+  std::vector<CostReport> out;
+  store.scan(Family::Progress, "uil.run/", [&](std::string_view, std::string_view v) {
+    out.push_back(CostReport::from_json(v));
+    return true;
+  });
+  return out;
 }
 
 }  // namespace liber

@@ -1,0 +1,43 @@
+// --engine and its options, shared by `liber learn` and `liber encode`.
+#include "cli.h"
+
+#include <fmt/format.h>
+
+#include "liber/error.h"
+
+namespace liber::cli {
+
+void EngineFlags::add_to(CLI::App& cmd) {
+  cmd.add_option("--engine", engine, "llama (in process) or http (OpenAI-compatible)")
+      ->check(CLI::IsMember({"llama", "http"}))
+      ->capture_default_str();
+  cmd.add_option("--model", model, "GGUF model for --engine llama (default: the setup one)");
+  cmd.add_option("--base-url", base_url, "server URL for --engine http, e.g. http://127.0.0.1:8000/v1");
+  cmd.add_option("--api-model", api_model, "model name sent to the server (--engine http)");
+  cmd.add_option("--parallel", parallel, "sequences decoded at once / requests in flight")
+      ->capture_default_str();
+  cmd.add_option("--context", context,
+                 "llama.cpp context: KV cells of all sequences (each gets context / parallel)")
+      ->capture_default_str();
+  cmd.add_option("--threads", threads, "llama.cpp threads (0 = all cores)")->capture_default_str();
+}
+
+std::unique_ptr<LlmEngine> EngineFlags::make() const {
+  if (engine == "http") {
+    if (base_url.empty() || api_model.empty())
+      throw Error(ErrorKind::Config, "--engine http needs --base-url URL and --api-model NAME");
+    HttpOptions h;
+    h.base_url = base_url;
+    h.model = api_model;
+    h.in_flight = parallel;
+    return make_http_engine(h);
+  }
+  LlamaOptions l;
+  l.model_path = model.empty() ? default_model_path() : model;
+  l.context = context;
+  l.parallel = parallel;
+  l.threads = threads;
+  return make_llama_engine(l);
+}
+
+}  // namespace liber::cli
