@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,22 @@ struct SequenceField {
   std::string shares_embedding_with;
 };
 
+// The LIBER input (UIF): per sample, the vectors of its user's partitions that closed
+// strictly before it (SampleSet::partitions, rows of `vectors`), fused by the fuse layer
+// into `fused_dim` values that enter the backbone through the dense plug point. Filled by
+// attach_interests (liber/uif.h).
+struct InterestInput {
+  int width = 0;         // floats per partition vector; 0 = no LIBER input
+  int slots = 16;        // most recent visible partitions per sample
+  int fused_dim = 32;    // fuse layer output
+  int hidden = 32;       // fuse layer attention width
+  // The frozen vectors are reduced once (PCA fitted on all rows, whitened) to this many
+  // dimensions before the fuse layer; 0 keeps them as they are.
+  int reduced_dim = 64;
+  std::string fusion = "attention";  // attention | mean (the ablation)
+  std::shared_ptr<const std::vector<float>> vectors;  // rows x width
+};
+
 struct FeatureSchema {
   std::vector<SparseField> sparse;
   std::vector<SequenceField> sequences;
@@ -38,6 +55,7 @@ struct FeatureSchema {
   // Width of the optional extra dense input per sample: the plug point where the LIBER
   // user-interest vector enters every backbone. 0 = none.
   int dense_dim = 0;
+  InterestInput interests;
 
   int sparse_index(const std::string& name) const;
   int sequence_index(const std::string& name) const;
@@ -49,6 +67,8 @@ struct SampleSet {
   std::vector<int64_t> sparse;     // size() x schema.sparse.size(), row-major
   std::vector<int64_t> sequences;  // size() x sum(sequence lengths), row-major
   std::vector<float> dense;        // size() x schema.dense_dim (empty when 0)
+  std::vector<int32_t> partitions; // size() x schema.interests.slots rows, -1 = empty
+                                   // (empty when schema.interests.width == 0)
   std::vector<float> labels;       // 0 / 1
   std::vector<uint32_t> users;     // user id per sample, for gAUC
   std::vector<int64_t> timestamps; // event time per sample (for leakage-safe joins later)

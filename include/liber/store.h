@@ -13,6 +13,7 @@
 //   interests   UIL interest records; key = partition key (user key + big-endian seq)
 //   item_knowledge  UIL item descriptions, keyed by external item id
 //   llm_cache   LLM outputs keyed by hash(model, generation params, prompt)
+//   knowledge_vectors  UIF encoder vectors of interest records and item descriptions
 // A store written before a family existed gains it on the next read-write open; a
 // read-only open of such a store sees the missing family as empty.
 //
@@ -35,9 +36,10 @@ namespace liber {
 
 enum class Family : uint8_t {
   Meta = 0, Events, Caches, Partitions, Late, Progress,
-  Interests, ItemKnowledge, LlmCache  // UIL (liber/uil.h)
+  Interests, ItemKnowledge, LlmCache,  // UIL (liber/uil.h)
+  Vectors                              // UIF (liber/uif.h)
 };
-inline constexpr int kFamilyCount = 9;
+inline constexpr int kFamilyCount = 10;
 const char* to_string(Family family);
 
 // Puts and deletes, applied all-or-nothing by Store::write.

@@ -30,6 +30,7 @@ const char* to_string(Family family) {
     case Family::Interests: return "interests";
     case Family::ItemKnowledge: return "item_knowledge";
     case Family::LlmCache: return "llm_cache";
+    case Family::Vectors: return "knowledge_vectors";
   }
   return "?";
 }

@@ -1,0 +1,118 @@
+// UIF, user interest fusion: the knowledge encoder's vectors and the per-sample view of
+// them that the fuse layer consumes.
+//
+//   encode_knowledge    text -> vector, once per interest record (summary and shift) and
+//                       per item description, stored in the knowledge_vectors family keyed
+//                       like its source; reruns encode only what is new or changed.
+//   load_interest_table every encoded partition of the store: its vector and time range.
+//   attach_interests    gives every CTR sample the rows of its user's partitions that
+//                       closed strictly before the sample's timestamp (no leakage).
+//   export_interest_table  the table as .npy + JSON index for Python CTR frameworks.
+//
+// The fuse layer itself (attention over a sample's partition rows, target-aware) is a
+// libtorch module inside every backbone, configured by InterestInput (liber/dataset.h).
+//
+// knowledge_vectors layout (binary values, version byte 1):
+//   "p" + partition key (user key + big-endian seq) -> summary vector, then shift vector
+//   "i" + external item id                          -> item description vector
+//   value: version, encoder id, dim, source hash (of the encoded texts), floats (LE)
+// The store's meta family holds "uif.encoder" = {"id", "dim"}: one encoder per store.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "liber/data.h"
+#include "liber/dataset.h"
+#include "liber/llm.h"
+#include "liber/store.h"
+
+namespace liber {
+
+// ---- Knowledge vectors -----------------------------------------------------------------
+struct KnowledgeVector {
+  std::string encoder;      // LlmEngine::model_id() of the encoder
+  int dim = 0;              // floats per encoded text
+  uint64_t source_hash = 0; // FNV-1a of the encoded text(s): a changed source is re-encoded
+  std::vector<float> values;  // partition: 2 * dim (summary, then shift); item: dim
+};
+
+std::optional<KnowledgeVector> read_partition_vector(Store& store, std::string_view user,
+                                                     uint32_t seq);
+std::optional<KnowledgeVector> read_item_vector(Store& store, std::string_view item);
+
+struct EncodeOptions {
+  bool interests = true;      // every ok interest record (summary and shift)
+  bool items = true;          // every ok item description
+  std::size_t batch = 64;     // texts per embed() call and per atomic store write
+  // The store already holds vectors of another encoder (or dimension): false refuses with
+  // an error, true deletes them and encodes everything with this one.
+  bool replace = false;
+  bool progress_bar = false;
+  const std::atomic<bool>* stop = nullptr;  // finish the current batch, then return
+};
+
+struct EncodeReport {
+  std::string encoder;
+  int dim = 0;
+  uint64_t texts = 0, tokens = 0;  // encoded by this run
+  uint64_t partitions_encoded = 0, partitions_reused = 0;
+  uint64_t items_encoded = 0, items_reused = 0;
+  uint64_t failed = 0;             // texts the engine could not embed (reported, skipped)
+  std::string first_error;
+  double wall_s = 0;
+  bool stopped = false;
+  double texts_per_s() const { return wall_s > 0 ? static_cast<double>(texts) / wall_s : 0; }
+  std::string summary() const;  // multi-line, for the CLI
+};
+
+EncodeReport encode_knowledge(Store& store, LlmEngine& encoder, const EncodeOptions& options = {});
+
+// ---- The interest table ----------------------------------------------------------------
+struct PartitionVector {
+  std::string user;
+  uint32_t seq = 0;
+  int64_t t_begin = 0, t_end = 0;  // timestamps of the partition's first and last behavior
+  uint32_t row = 0;                // row of InterestTable::rows
+};
+
+struct InterestTable {
+  std::string encoder;
+  int dim = 0;                              // per text; a row is width() = 2 * dim floats
+  std::vector<PartitionVector> partitions;  // by (user key, seq)
+  std::vector<float> rows;                  // partitions.size() x width()
+  int width() const { return 2 * dim; }
+};
+
+// Every partition of the store with an ok interest record and a vector of the current
+// encoder. `users` (external ids) restricts it; empty = all.
+InterestTable load_interest_table(Store& store, const std::vector<std::string>& users = {});
+
+// Users with at least one partition whose every closed partition has an interest record
+// and, when that record is ok, a vector (external ids, store key order). Failed records
+// count as learned: the LLM had its attempts, and the fuse layer simply does not see them
+// (requiring success would bias the population towards users the model handles well).
+std::vector<std::string> fully_encoded_users(Store& store);
+
+// Keeps only the samples of the given users (external ids) in every split.
+void keep_users(CtrDataset& data, const BehaviorLog& log, const std::vector<std::string>& users);
+
+// Sets data.schema.interests (width, the frozen vectors, and `input`'s fuse settings) and
+// gives every sample of every split the rows of its user's partitions whose t_end is
+// strictly before the sample's timestamp: the most recent `input.slots`, right-aligned
+// (slot slots-1 = the latest), -1 in empty slots. A partition holding the sample's own
+// event, or any later one, is therefore never visible.
+void attach_interests(CtrDataset& data, const BehaviorLog& log, const InterestTable& table,
+                      InterestInput input);
+
+// Writes <dir>/partition_vectors.npy (float32 [partitions, width]) and <dir>/index.json:
+// {"encoder", "dim", "width", "layout": "summary|shift", "partitions": [{"user", "seq",
+// "t_begin", "t_end", "row"}]} (README "Using the vectors from Python").
+void export_interest_table(const InterestTable& table, const std::filesystem::path& dir);
+
+}  // namespace liber

@@ -1,0 +1,219 @@
+// The interest table (every encoded partition with its time range), its leakage-safe join
+// onto CTR samples, and its export for Python.
+#include <algorithm>
+#include <fstream>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "liber/error.h"
+#include "liber/ubsp.h"
+#include "liber/uif.h"
+#include "liber/uil.h"
+
+namespace liber {
+
+namespace {
+
+// Partitions of the store grouped by user, in (user key, seq) order.
+void for_each_user_partitions(
+    Store& store, const std::function<void(const std::string&, std::vector<StoredPartition>&)>& fn) {
+  std::string user;
+  std::vector<StoredPartition> parts;
+  for_each_partition(store, [&](const StoredPartition& p) {
+    if (!parts.empty() && p.user != user) {
+      fn(user, parts);
+      parts.clear();
+    }
+    user = p.user;
+    StoredPartition meta;  // the events are not needed here
+    meta.user = p.user;
+    meta.seq = p.seq;
+    meta.t_begin = p.t_begin;
+    meta.t_end = p.t_end;
+    parts.push_back(std::move(meta));
+  });
+  if (!parts.empty()) fn(user, parts);
+}
+
+}  // namespace
+
+InterestTable load_interest_table(Store& store, const std::vector<std::string>& users) {
+  const std::unordered_set<std::string> only(users.begin(), users.end());
+  InterestTable t;
+  for_each_user_partitions(store, [&](const std::string& user, std::vector<StoredPartition>& parts) {
+    if (!only.empty() && !only.contains(user)) return;
+    const std::vector<InterestRecord> recs = read_interests(store, user);
+    std::unordered_map<uint32_t, const InterestRecord*> by_seq;
+    for (const auto& r : recs) by_seq[r.seq] = &r;
+    for (const StoredPartition& p : parts) {
+      auto r = by_seq.find(p.seq);
+      if (r == by_seq.end() || !r->second->ok) continue;
+      auto v = read_partition_vector(store, user, p.seq);
+      if (!v) continue;
+      if (t.encoder.empty()) {
+        t.encoder = v->encoder;
+        t.dim = v->dim;
+      } else if (v->encoder != t.encoder || v->dim != t.dim) {
+        throw Error(ErrorKind::InvalidInput,
+                    fmt::format("store {}: partition {}/{} has a vector of encoder {} ({} "
+                                "dimensions), others of {} ({}): re-encode with one encoder",
+                                store.path().string(), user, p.seq, v->encoder, v->dim,
+                                t.encoder, t.dim));
+      }
+      if (static_cast<int>(v->values.size()) != t.width())
+        throw Error(ErrorKind::Internal,
+                    fmt::format("corrupt state: vector of {}/{} has {} values, expected {}", user,
+                                p.seq, v->values.size(), t.width()));
+      PartitionVector pv{user, p.seq, p.t_begin, p.t_end, static_cast<uint32_t>(t.partitions.size())};
+      t.partitions.push_back(std::move(pv));
+      t.rows.insert(t.rows.end(), v->values.begin(), v->values.end());
+    }
+  });
+  return t;
+}
+
+std::vector<std::string> fully_encoded_users(Store& store) {
+  std::vector<std::string> out;
+  for (const std::string& user : learned_users(store)) {
+    bool encoded = true;
+    for (const InterestRecord& r : read_interests(store, user))
+      encoded = encoded && (!r.ok || read_partition_vector(store, user, r.seq).has_value());
+    if (encoded) out.push_back(user);
+  }
+  return out;
+}
+
+namespace {
+
+// Applies `keep(i)` to every per-sample column of a split.
+template <typename Keep>
+void filter_samples(SampleSet& set, const FeatureSchema& schema, Keep keep) {
+  const std::size_t n = set.size();
+  const std::size_t s = schema.sparse.size();
+  std::size_t l = 0;
+  for (const SequenceField& f : schema.sequences) l += static_cast<std::size_t>(f.length);
+  const std::size_t d = static_cast<std::size_t>(schema.dense_dim);
+  const std::size_t m = set.partitions.empty() ? 0 : set.partitions.size() / std::max<std::size_t>(n, 1);
+  std::size_t w = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!keep(i)) continue;
+    auto move_row = [&](auto& v, std::size_t width) {
+      if (width == 0) return;
+      std::copy(v.begin() + i * width, v.begin() + (i + 1) * width, v.begin() + w * width);
+    };
+    move_row(set.sparse, s);
+    move_row(set.sequences, l);
+    move_row(set.dense, d);
+    move_row(set.partitions, m);
+    set.labels[w] = set.labels[i];
+    if (!set.users.empty()) set.users[w] = set.users[i];
+    if (!set.timestamps.empty()) set.timestamps[w] = set.timestamps[i];
+    ++w;
+  }
+  set.sparse.resize(w * s);
+  set.sequences.resize(w * l);
+  set.dense.resize(w * d);
+  set.partitions.resize(w * m);
+  set.labels.resize(w);
+  if (!set.users.empty()) set.users.resize(w);
+  if (!set.timestamps.empty()) set.timestamps.resize(w);
+}
+
+}  // namespace
+
+void keep_users(CtrDataset& data, const BehaviorLog& log, const std::vector<std::string>& users) {
+  std::vector<char> keep(log.users.ids.size(), 0);
+  for (const auto& u : users)
+    if (const uint32_t row = log.users.ids.find(u); row != 0) keep[row] = 1;
+  for (SampleSet* set : {&data.train, &data.valid, &data.test}) {
+    if (set->users.size() != set->size())
+      throw Error(ErrorKind::InvalidInput, "keep_users: the samples carry no user ids");
+    filter_samples(*set, data.schema, [&](std::size_t i) { return keep[set->users[i]] != 0; });
+  }
+}
+
+void attach_interests(CtrDataset& data, const BehaviorLog& log, const InterestTable& table,
+                      InterestInput input) {
+  if (table.dim <= 0 || table.partitions.empty())
+    throw Error(ErrorKind::InvalidInput,
+                "attach_interests: the interest table is empty (run liber learn and liber encode)");
+  if (input.slots <= 0) throw Error(ErrorKind::Config, "interest slots must be at least 1");
+  if (input.fusion != "attention" && input.fusion != "mean")
+    throw Error(ErrorKind::Config,
+                fmt::format("unknown fusion '{}' (attention | mean)", input.fusion));
+  // User row (the samples' user id) -> that user's partitions, by seq.
+  std::vector<std::vector<const PartitionVector*>> by_user(log.users.ids.size());
+  for (const PartitionVector& p : table.partitions)
+    if (const uint32_t row = log.users.ids.find(p.user); row != 0) by_user[row].push_back(&p);
+  for (auto& v : by_user)
+    std::sort(v.begin(), v.end(), [](auto* a, auto* b) { return a->seq < b->seq; });
+
+  const auto m = static_cast<std::size_t>(input.slots);
+  std::vector<int32_t> visible;
+  for (SampleSet* set : {&data.train, &data.valid, &data.test}) {
+    const std::size_t n = set->size();
+    if (set->users.size() != n || set->timestamps.size() != n)
+      throw Error(ErrorKind::InvalidInput,
+                  "attach_interests: the samples carry no user ids or timestamps");
+    set->partitions.assign(n * m, -1);
+    for (std::size_t i = 0; i < n; ++i) {
+      const uint32_t u = set->users[i];
+      if (u >= by_user.size()) continue;
+      visible.clear();
+      // Strictly before: a partition whose last behavior shares the sample's second may
+      // hold the sample itself.
+      for (const PartitionVector* p : by_user[u])
+        if (p->t_end < set->timestamps[i]) visible.push_back(static_cast<int32_t>(p->row));
+      const std::size_t k = std::min(visible.size(), m);
+      std::copy(visible.end() - static_cast<std::ptrdiff_t>(k), visible.end(),
+                set->partitions.begin() + static_cast<std::ptrdiff_t>(i * m + (m - k)));
+    }
+  }
+  input.width = table.width();
+  input.vectors = std::make_shared<const std::vector<float>>(table.rows);
+  data.schema.interests = std::move(input);
+}
+
+void export_interest_table(const InterestTable& table, const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw Error(ErrorKind::Io, fmt::format("cannot create {}: {}", dir.string(), ec.message()));
+  // .npy version 1.0: magic, version, little-endian header length, a Python dict literal
+  // padded with spaces to a multiple of 64 bytes (newline last), then the raw data.
+  const std::size_t rows = table.partitions.size(), width = static_cast<std::size_t>(table.width());
+  std::string header = fmt::format("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}",
+                                   rows, width);
+  const std::size_t prefix = 10;
+  header.append((64 - (prefix + header.size() + 1) % 64) % 64, ' ');
+  header.push_back('\n');
+  const auto npy = dir / "partition_vectors.npy";
+  std::ofstream out(npy, std::ios::binary);
+  if (!out) throw Error(ErrorKind::Io, fmt::format("cannot write {}", npy.string()));
+  out.write("\x93NUMPY\x01\x00", 8);
+  const uint16_t hl = static_cast<uint16_t>(header.size());
+  const char hl_bytes[2] = {static_cast<char>(hl & 0xff), static_cast<char>(hl >> 8)};
+  out.write(hl_bytes, 2);
+  out.write(header.data(), static_cast<std::streamsize>(header.size()));
+  out.write(reinterpret_cast<const char*>(table.rows.data()),
+            static_cast<std::streamsize>(rows * width * sizeof(float)));
+  if (!out) throw Error(ErrorKind::Io, fmt::format("cannot write {}", npy.string()));
+
+  nlohmann::json parts = nlohmann::json::array();
+  for (const PartitionVector& p : table.partitions)
+    parts.push_back({{"user", p.user}, {"seq", p.seq}, {"t_begin", p.t_begin}, {"t_end", p.t_end}, {"row", p.row}});
+  const nlohmann::json index = {{"encoder", table.encoder},
+                                {"dim", table.dim},
+                                {"width", table.width()},
+                                {"layout", "summary|shift"},
+                                {"vectors", "partition_vectors.npy"},
+                                {"partitions", parts}};
+  const auto json_path = dir / "index.json";
+  std::ofstream j(json_path);
+  j << index.dump(1) << '\n';
+  if (!j) throw Error(ErrorKind::Io, fmt::format("cannot write {}", json_path.string()));
+}
+
+}  // namespace liber

@@ -1,0 +1,241 @@
+// The knowledge encoder's stage: embeds every ok interest record (summary and shift) and
+// every ok item description that has no vector of the current encoder for its current
+// text, in batches, each batch one atomic store write (so a stopped or killed run keeps
+// every finished batch and redoes none of it).
+#include <chrono>
+#include <cstring>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "liber/error.h"
+#include "liber/progress.h"
+#include "liber/ubsp/codec.h"
+#include "liber/uif.h"
+#include "liber/uil.h"
+
+namespace liber {
+
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr uint8_t kVectorVersion = 1;
+constexpr const char* kEncoderMetaKey = "uif.encoder";
+
+std::string partition_vector_key(std::string_view user, uint32_t seq) {
+  std::string k(1, 'p');
+  k += ubsp::partition_key(user, seq);
+  return k;
+}
+std::string item_vector_key(std::string_view item) {
+  std::string k(1, 'i');
+  k += item;
+  return k;
+}
+
+std::string encode_vector(const KnowledgeVector& v) {
+  std::string out;
+  out.push_back(static_cast<char>(kVectorVersion));
+  ubsp::put_lp(out, v.encoder);
+  ubsp::put_varint(out, static_cast<uint64_t>(v.dim));
+  ubsp::put_be64(out, v.source_hash);
+  ubsp::put_varint(out, v.values.size());
+  static_assert(sizeof(float) == 4);
+  const std::size_t at = out.size();
+  out.resize(at + v.values.size() * 4);
+  std::memcpy(out.data() + at, v.values.data(), v.values.size() * 4);  // little-endian hosts
+  return out;
+}
+
+KnowledgeVector decode_vector(std::string_view value) {
+  ubsp::Reader r(value, "knowledge vector");
+  if (r.byte() != kVectorVersion) r.corrupt();
+  KnowledgeVector v;
+  v.encoder = std::string(r.lp());
+  v.dim = static_cast<int>(r.varint());
+  v.source_hash = r.be64();
+  const std::size_t n = r.varint();
+  const std::string_view bytes = r.bytes(n * 4);
+  v.values.resize(n);
+  std::memcpy(v.values.data(), bytes.data(), n * 4);
+  if (!r.done()) r.corrupt();
+  return v;
+}
+
+uint64_t texts_hash(std::string_view a, std::string_view b = {}) {
+  uint64_t h = ubsp::fnv1a(a);
+  h = ubsp::fnv1a("\x1f", h);
+  return ubsp::fnv1a(b, h);
+}
+
+struct Job {
+  std::string key;
+  std::vector<std::string> texts;  // 2 (summary, shift) or 1 (item)
+  uint64_t hash = 0;
+  bool partition = true;
+};
+
+// The encoder of the store's existing vectors, if any.
+std::optional<std::pair<std::string, int>> stored_encoder(Store& store) {
+  auto v = store.get(Family::Meta, kEncoderMetaKey);
+  if (!v) return std::nullopt;
+  try {
+    const json j = json::parse(*v);
+    return std::make_pair(j.at("id").get<std::string>(), j.at("dim").get<int>());
+  } catch (const std::exception& e) {
+    throw Error(ErrorKind::Internal, fmt::format("corrupt state: {}: {}", kEncoderMetaKey, e.what()));
+  }
+}
+
+void drop_all_vectors(Store& store) {
+  auto batch = store.new_batch();
+  store.scan(Family::Vectors, "", [&](std::string_view k, std::string_view) {
+    batch->del(Family::Vectors, k);
+    return true;
+  });
+  batch->del(Family::Meta, kEncoderMetaKey);
+  store.write(*batch);
+}
+
+}  // namespace
+
+std::optional<KnowledgeVector> read_partition_vector(Store& store, std::string_view user,
+                                                     uint32_t seq) {
+  auto v = store.get(Family::Vectors, partition_vector_key(user, seq));
+  if (!v) return std::nullopt;
+  return decode_vector(*v);
+}
+
+std::optional<KnowledgeVector> read_item_vector(Store& store, std::string_view item) {
+  auto v = store.get(Family::Vectors, item_vector_key(item));
+  if (!v) return std::nullopt;
+  return decode_vector(*v);
+}
+
+std::string EncodeReport::summary() const {
+  std::string s;
+  s += fmt::format("encoder      {} ({} dimensions)\n", encoder, dim);
+  s += fmt::format("partitions   {} encoded, {} already encoded\n", partitions_encoded,
+                   partitions_reused);
+  s += fmt::format("items        {} encoded, {} already encoded\n", items_encoded, items_reused);
+  s += fmt::format("texts        {} ({} tokens) in {:.1f}s: {:.1f} texts/s\n", texts, tokens,
+                   wall_s, texts_per_s());
+  if (failed > 0) s += fmt::format("failed       {} texts, first: {}\n", failed, first_error);
+  if (stopped) s += "stopped      by request; rerun to continue\n";
+  return s;
+}
+
+EncodeReport encode_knowledge(Store& store, LlmEngine& encoder, const EncodeOptions& opt) {
+  const auto t0 = Clock::now();
+  EncodeReport rep;
+  rep.encoder = encoder.model_id();
+  if (opt.batch == 0) throw Error(ErrorKind::Config, "encode batch must be at least 1");
+
+  if (auto have = stored_encoder(store); have && have->first != rep.encoder) {
+    if (!opt.replace)
+      throw Error(ErrorKind::Config,
+                  fmt::format("store {} holds vectors of encoder {} ({} dimensions); this run's "
+                              "encoder is {}: vectors of two encoders are not comparable. "
+                              "Re-encode everything with --replace, or use the same encoder",
+                              store.path().string(), have->first, have->second, rep.encoder));
+    drop_all_vectors(store);
+  }
+  std::optional<int> dim;
+  if (auto have = stored_encoder(store)) dim = have->second;
+
+  // What needs a vector: sources without one, or whose text changed since.
+  std::vector<Job> jobs;
+  auto needs = [&](const std::string& key, uint64_t hash) {
+    auto v = store.get(Family::Vectors, key);
+    if (!v) return true;
+    const KnowledgeVector kv = decode_vector(*v);
+    return kv.encoder != rep.encoder || kv.source_hash != hash;
+  };
+  if (opt.interests) {
+    for_each_interest(store, [&](const InterestRecord& r) {
+      if (!r.ok) return;
+      Job j{partition_vector_key(r.user, r.seq), {r.summary, r.shift}, texts_hash(r.summary, r.shift), true};
+      if (needs(j.key, j.hash)) jobs.push_back(std::move(j));
+      else ++rep.partitions_reused;
+    });
+  }
+  if (opt.items) {
+    for_each_item_knowledge(store, [&](const ItemKnowledge& k) {
+      if (!k.ok) return;
+      Job j{item_vector_key(k.item), {k.text}, texts_hash(k.text), false};
+      if (needs(j.key, j.hash)) jobs.push_back(std::move(j));
+      else ++rep.items_reused;
+    });
+  }
+
+  std::size_t total_texts = 0;
+  for (const Job& j : jobs) total_texts += j.texts.size();
+  ProgressBar bar("uif encode", total_texts, "texts", opt.progress_bar);
+  std::size_t next = 0;
+  while (next < jobs.size()) {
+    if (opt.stop && opt.stop->load()) {
+      rep.stopped = true;
+      break;
+    }
+    // One batch: whole jobs up to opt.batch texts.
+    std::vector<std::size_t> members;
+    std::vector<std::string> texts;
+    while (next < jobs.size() && (texts.empty() || texts.size() + jobs[next].texts.size() <= opt.batch)) {
+      members.push_back(next);
+      for (const auto& t : jobs[next].texts) texts.push_back(t);
+      ++next;
+    }
+    const std::vector<EmbeddingResult> out = encoder.embed(texts);
+    if (out.size() != texts.size())
+      throw Error(ErrorKind::Internal, "encoder returned a different number of vectors");
+    auto batch = store.new_batch();
+    std::size_t at = 0;
+    for (std::size_t m : members) {
+      const Job& job = jobs[m];
+      KnowledgeVector kv;
+      kv.encoder = rep.encoder;
+      kv.source_hash = job.hash;
+      bool good = true;
+      for (std::size_t t = 0; t < job.texts.size(); ++t) {
+        const EmbeddingResult& e = out[at + t];
+        rep.tokens += static_cast<uint64_t>(std::max(0, e.tokens));
+        if (!e.error.empty() || e.vector.empty()) {
+          if (rep.first_error.empty()) rep.first_error = e.error.empty() ? "empty vector" : e.error;
+          good = false;
+          continue;
+        }
+        const int d = static_cast<int>(e.vector.size());
+        if (!dim) {
+          dim = d;
+          batch->put(Family::Meta, kEncoderMetaKey, json{{"id", rep.encoder}, {"dim", d}}.dump());
+        } else if (*dim != d) {
+          throw Error(ErrorKind::Config,
+                      fmt::format("encoder {} returned a {}-dimensional vector where the store's "
+                                  "vectors have {}: refusing to mix dimensions",
+                                  rep.encoder, d, *dim));
+        }
+        kv.values.insert(kv.values.end(), e.vector.begin(), e.vector.end());
+      }
+      at += job.texts.size();
+      rep.texts += job.texts.size();
+      if (!good) {
+        rep.failed += job.texts.size();
+        continue;
+      }
+      kv.dim = *dim;
+      batch->put(Family::Vectors, job.key, encode_vector(kv));
+      if (job.partition) ++rep.partitions_encoded;
+      else ++rep.items_encoded;
+    }
+    store.write(*batch);
+    bar.advance(texts.size());
+  }
+  bar.finish();
+  rep.dim = dim.value_or(0);
+  rep.wall_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  return rep;
+}
+
+}  // namespace liber
