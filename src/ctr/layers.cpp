@@ -116,14 +116,21 @@ FeatureEmbeddingImpl::FeatureEmbeddingImpl(const FeatureSchema& schema, int64_t 
   // FuxiCTR's default embedding initializer: normal with std 1e-4.
   table = register_parameter("table", torch::empty({rows, dim}).normal_(0.0, 1e-4));
 
-  if (schema.dense_dim > 0) {
-    dense_projection = register_module("dense_projection",
-                                       torch::nn::Linear(schema.dense_dim, dim));
+  int64_t plug_width = schema.dense_dim;
+  if (schema.interests.width > 0) {
+    if (target_field_ < 0)
+      throw Error(ErrorKind::InvalidInput,
+                  "the LIBER input needs a target item field (the fuse layer's query)");
+    fuse = register_module("fuse", uif::FuseLayer(schema.interests, dim));
+    plug_width += fuse->output_dim();
+  }
+  if (plug_width > 0) {
+    dense_projection = register_module("dense_projection", torch::nn::Linear(plug_width, dim));
     init_linear(dense_projection);
   }
 
   num_fields_ = num_sparse_ + static_cast<int64_t>(schema.sequences.size()) +
-                (schema.dense_dim > 0 ? 1 : 0);
+                (plug_width > 0 ? 1 : 0);
   if (!pool_history_ && history_field_ >= 0) --num_fields_;
 }
 
@@ -164,9 +171,18 @@ FieldEmbeddings FeatureEmbeddingImpl::forward(const Batch& batch) {
   }
 
   if (dense_projection) {
-    if (!batch.dense.defined())
-      throw Error(ErrorKind::InvalidInput, "the schema has a dense input but the batch has none");
-    parts.push_back(dense_projection(batch.dense).unsqueeze(1));
+    std::vector<torch::Tensor> plug;
+    if (fuse) {
+      if (!batch.partitions.defined())
+        throw Error(ErrorKind::InvalidInput, "the schema has a LIBER input but the batch has none");
+      plug.push_back(fuse(batch.partitions, out.target));
+    }
+    if (dense_projection->options.in_features() > (fuse ? fuse->output_dim() : 0)) {
+      if (!batch.dense.defined())
+        throw Error(ErrorKind::InvalidInput, "the schema has a dense input but the batch has none");
+      plug.insert(plug.begin(), batch.dense);
+    }
+    parts.push_back(dense_projection(plug.size() == 1 ? plug[0] : torch::cat(plug, 1)).unsqueeze(1));
   }
   out.fields = parts.size() == 1 ? parts[0] : torch::cat(parts, 1);
   return out;

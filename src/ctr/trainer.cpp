@@ -118,7 +118,7 @@ void keep_freed_memory() {
 
 // One split as tensors, converted once.
 struct SplitTensors {
-  torch::Tensor sparse, sequences, dense, labels;
+  torch::Tensor sparse, sequences, dense, partitions, labels;
   int64_t size = 0;
 
   ctr::Batch rows(int64_t start, int64_t count) const {
@@ -126,6 +126,7 @@ struct SplitTensors {
     b.sparse = sparse.narrow(0, start, count);
     if (sequences.defined()) b.sequences = sequences.narrow(0, start, count);
     if (dense.defined()) b.dense = dense.narrow(0, start, count);
+    if (partitions.defined()) b.partitions = partitions.narrow(0, start, count);
     return b;
   }
 
@@ -135,6 +136,7 @@ struct SplitTensors {
     out.sparse = sparse.index_select(0, index);
     if (sequences.defined()) out.sequences = sequences.index_select(0, index);
     if (dense.defined()) out.dense = dense.index_select(0, index);
+    if (partitions.defined()) out.partitions = partitions.index_select(0, index);
     out.labels = labels.index_select(0, index);
     return out;
   }
@@ -174,6 +176,16 @@ SplitTensors to_tensors(const SampleSet& set, const FeatureSchema& schema, const
   if (static_cast<int64_t>(set.sparse.size()) != n * s) throw mismatch("sparse ids");
   if (static_cast<int64_t>(set.sequences.size()) != n * l) throw mismatch("sequence ids");
   if (d > 0 && static_cast<int64_t>(set.dense.size()) != n * d) throw mismatch("dense input");
+  const int64_t m = schema.interests.width > 0 ? schema.interests.slots : 0;
+  if (static_cast<int64_t>(set.partitions.size()) != n * m) throw mismatch("LIBER partition rows");
+  if (m > 0) {
+    const int64_t rows = static_cast<int64_t>(schema.interests.vectors->size()) / schema.interests.width;
+    for (std::size_t i = 0; i < set.partitions.size(); ++i)
+      if (set.partitions[i] < -1 || set.partitions[i] >= rows)
+        throw Error(ErrorKind::InvalidInput,
+                    fmt::format("{} sample {}: interest row {} is outside the table of {}", split,
+                                i / static_cast<std::size_t>(m), set.partitions[i], rows));
+  }
   if (!set.users.empty() && static_cast<int64_t>(set.users.size()) != n) throw mismatch("users");
 
   std::vector<int64_t> vocab;
@@ -190,6 +202,7 @@ SplitTensors to_tensors(const SampleSet& set, const FeatureSchema& schema, const
   t.sparse = copy_tensor(set.sparse, n, s, torch::kLong);
   if (l > 0) t.sequences = copy_tensor(set.sequences, n, l, torch::kLong);
   if (d > 0) t.dense = copy_tensor(set.dense, n, d, torch::kFloat);
+  if (m > 0) t.partitions = copy_tensor(set.partitions, n, m, torch::kInt).to(torch::kLong);
   t.labels = copy_tensor(set.labels, n, 1, torch::kFloat).view({n});
   return t;
 }

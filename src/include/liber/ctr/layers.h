@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "liber/dataset.h"
+#include "liber/uif/fuse_layer.h"
 
 namespace liber::ctr {
 
@@ -18,6 +19,7 @@ struct Batch {
   torch::Tensor sparse;     // [B, S] int64, one id per sparse field
   torch::Tensor sequences;  // [B, sum L] int64, sequence fields side by side (undefined if none)
   torch::Tensor dense;      // [B, D] float, the plug-point input (undefined if dense_dim == 0)
+  torch::Tensor partitions; // [B, M] int64 interest-table rows, -1 = empty (LIBER input only)
   int64_t size() const { return sparse.size(0); }
 };
 
@@ -42,7 +44,9 @@ struct FieldEmbeddings {
 // is looked up with one gather); a SequenceField with `shares_embedding_with` reads the
 // named SparseField's rows. Sequence fields are pooled by a mean over their non-zero ids.
 // When schema.dense_dim > 0 the dense input is projected to d and appended as the last
-// field: the plug point every backbone consumes through the same path.
+// field: the plug point every backbone consumes through the same path. With a LIBER input
+// (schema.interests.width > 0) the fuse layer's output, queried by the target item's
+// embedding, joins the dense input in that projection.
 class FeatureEmbeddingImpl : public torch::nn::Module {
  public:
   // pool_history = false leaves the history field out of `fields` (DIN attends over it).
@@ -56,7 +60,8 @@ class FeatureEmbeddingImpl : public torch::nn::Module {
   int64_t dim() const { return dim_; }
 
   torch::Tensor table;                           // [rows, d]
-  torch::nn::Linear dense_projection{nullptr};   // dense_dim -> d, when dense_dim > 0
+  torch::nn::Linear dense_projection{nullptr};   // dense_dim (+ fused) -> d
+  uif::FuseLayer fuse{nullptr};                   // when schema.interests.width > 0
 
  private:
   torch::Tensor sparse_ids(const Batch& batch) const;    // [B, S] rows of the fused table

@@ -1,0 +1,43 @@
+// The attention fuse layer (UIF): a sample's visible partition vectors -> one small vector
+// for the backbone's dense plug point. Lives inside FeatureEmbedding, trained jointly with
+// the backbone.
+//
+//   rows [B, M] (right-aligned, -1 = empty) -> frozen table rows [B, M, r]
+//   -> Linear(r, h) + slot (recency) embedding -> ReLU
+//   attention: one self-attention layer across the partitions (residual), then target
+//              attention whose query is Linear(target item embedding); the target is the
+//              backbone's learned item-id embedding (the item descriptions are not needed)
+//   mean:      masked mean over the partitions (the ablation)
+//   -> Linear(h, fused_dim); a sample with no visible partition gets a learned vector.
+#pragma once
+
+#include <torch/torch.h>
+
+#include "liber/dataset.h"
+
+namespace liber::uif {
+
+// Reduces the frozen vectors [P, width] to [P, k] by PCA (centered, whitened by the
+// component's standard deviation); k >= width or k <= 0 leaves them unchanged (as float).
+torch::Tensor reduce_vectors(const torch::Tensor& vectors, int64_t k);
+
+class FuseLayerImpl : public torch::nn::Module {
+ public:
+  FuseLayerImpl(const InterestInput& input, int64_t query_dim);
+  // rows [B, M] int64, query [B, query_dim] -> [B, fused_dim]
+  torch::Tensor forward(const torch::Tensor& rows, const torch::Tensor& query);
+
+  int64_t output_dim() const { return fused_dim_; }
+  torch::Tensor table;  // [P, r] frozen buffer (saved with the weights, never trained)
+
+ private:
+  bool attention_ = true;
+  int64_t slots_, hidden_, fused_dim_;
+  torch::nn::Linear input_{nullptr}, query_{nullptr}, key_{nullptr}, value_{nullptr},
+      target_{nullptr}, output_{nullptr};
+  torch::Tensor slot_embedding_;  // [M, h]
+  torch::Tensor no_history_;      // [fused_dim]
+};
+TORCH_MODULE(FuseLayer);
+
+}  // namespace liber::uif
