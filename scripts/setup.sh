@@ -27,6 +27,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev
   libcurl4-openssl-dev libssl-dev libarchive-dev   # dataset download + checksum + unzip
+  gnuplot-nox                       # liber experiment: the AUC chart (PNG)
 )
 if [ "$want_bench" = 1 ]; then
   packages+=(python3-venv python3-pip python3-torch python3-numpy python3-pandas python3-sklearn python3-yaml python3-h5py python3-tqdm)

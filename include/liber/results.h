@@ -13,7 +13,9 @@ struct ResultRecord {
   std::string dataset;       // e.g. "ml-1m"
   std::string data_note;     // provenance, e.g. "ratings of users 1-2999 only"
   std::string backbone;
-  std::string variant = "base";  // "base" now; "+liber" variants later
+  std::string variant = "base";  // base | liber | liber-mean | kar | liber-no-cascade
+  std::string population = "all";  // which users' samples (liber/experiment.h)
+  std::size_t users = 0;
   TrainResult result;
   uint64_t seed = 0;
   std::size_t train_samples = 0, valid_samples = 0, test_samples = 0;

@@ -17,6 +17,8 @@ std::string results_json(const std::vector<ResultRecord>& records) {
                    {"data_note", r.data_note},
                    {"backbone", r.backbone},
                    {"variant", r.variant},
+                   {"population", r.population},
+                   {"users", r.users},
                    {"auc", t.test.auc},
                    {"logloss", t.test.logloss},
                    {"gauc", t.test.gauc},

@@ -1,0 +1,54 @@
+// `liber encode`: UIF's knowledge encoder over a store's interest records and item
+// descriptions (incremental: only new or changed texts are embedded).
+#include <csignal>
+#include <cstdio>
+#include <memory>
+
+#include "cli.h"
+#include "liber/uif.h"
+
+namespace liber::cli {
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+extern "C" void on_encode_sigint(int) {
+  g_stop.store(true);
+  std::signal(SIGINT, SIG_DFL);
+}
+
+struct EncodeFlags {
+  std::string store = "./liber-state";
+  EngineFlags engine;
+  EncodeOptions options;
+  bool no_items = false, quiet = false;
+};
+
+}  // namespace
+
+void add_encode_command(CLI::App& app) {
+  auto f = std::make_shared<EncodeFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "encode", "UIF: embed every interest record and item description (incremental)");
+  cmd->add_option("--store", f->store, "state store directory (RocksDB)")->capture_default_str();
+  f->engine.add_to(*cmd);
+  cmd->add_option("--batch", f->options.batch, "texts per embedding call and store write")
+      ->capture_default_str();
+  cmd->add_flag("--replace", f->options.replace,
+                "the store holds another encoder's vectors: delete them and re-encode");
+  cmd->add_flag("--no-items", f->no_items, "skip item descriptions");
+  cmd->add_flag("--quiet", f->quiet, "no progress bar");
+  cmd->callback([f] {
+    auto engine = f->engine.make();
+    auto store = open_rocksdb_store(f->store);
+    f->options.items = !f->no_items;
+    f->options.progress_bar = !f->quiet;
+    f->options.stop = &g_stop;
+    std::signal(SIGINT, on_encode_sigint);
+    const EncodeReport rep = encode_knowledge(*store, *engine, f->options);
+    std::signal(SIGINT, SIG_DFL);
+    std::printf("%s", rep.summary().c_str());
+  });
+}
+
+}  // namespace liber::cli
