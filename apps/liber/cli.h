@@ -2,6 +2,7 @@
 // loaded, and the subcommand registrations.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -39,6 +40,15 @@ struct EngineFlags {
 
   void add_to(CLI::App& cmd);
   std::unique_ptr<LlmEngine> make() const;
+};
+
+// While alive, the first SIGINT sets flag() (long stages finish and record what is in
+// flight, then return; a rerun redoes nothing finished); a second one kills the process.
+class StopOnSigint {
+ public:
+  StopOnSigint();
+  ~StopOnSigint();
+  const std::atomic<bool>* flag() const;
 };
 
 // Config files (configs/<dataset>.json): {"train": {...}, "model": {...}, "backbones":

@@ -1,6 +1,5 @@
 // `liber encode`: UIF's knowledge encoder over a store's interest records and item
 // descriptions (incremental: only new or changed texts are embedded).
-#include <csignal>
 #include <cstdio>
 #include <memory>
 
@@ -10,12 +9,6 @@
 namespace liber::cli {
 
 namespace {
-
-std::atomic<bool> g_stop{false};
-extern "C" void on_encode_sigint(int) {
-  g_stop.store(true);
-  std::signal(SIGINT, SIG_DFL);
-}
 
 struct EncodeFlags {
   std::string store = "./liber-state";
@@ -43,10 +36,9 @@ void add_encode_command(CLI::App& app) {
     auto store = open_rocksdb_store(f->store);
     f->options.items = !f->no_items;
     f->options.progress_bar = !f->quiet;
-    f->options.stop = &g_stop;
-    std::signal(SIGINT, on_encode_sigint);
+    StopOnSigint stop;  // Ctrl-C: the current batch is written, then the run stops
+    f->options.stop = stop.flag();
     const EncodeReport rep = encode_knowledge(*store, *engine, f->options);
-    std::signal(SIGINT, SIG_DFL);
     std::printf("%s", rep.summary().c_str());
   });
 }

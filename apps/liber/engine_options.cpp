@@ -1,11 +1,28 @@
 // --engine and its options, shared by `liber learn` and `liber encode`.
 #include "cli.h"
 
+#include <csignal>
+
 #include <fmt/format.h>
 
 #include "liber/error.h"
 
 namespace liber::cli {
+
+namespace {
+std::atomic<bool> g_stop{false};
+extern "C" void on_sigint(int) {
+  g_stop.store(true);
+  std::signal(SIGINT, SIG_DFL);
+}
+}  // namespace
+
+StopOnSigint::StopOnSigint() {
+  g_stop.store(false);
+  std::signal(SIGINT, on_sigint);
+}
+StopOnSigint::~StopOnSigint() { std::signal(SIGINT, SIG_DFL); }
+const std::atomic<bool>* StopOnSigint::flag() const { return &g_stop; }
 
 void EngineFlags::add_to(CLI::App& cmd) {
   cmd.add_option("--engine", engine, "llama (in process) or http (OpenAI-compatible)")

@@ -1,6 +1,5 @@
 // `liber learn`: UIL — the LLM cascade over every user's partitions, plus item knowledge.
 // `liber learn --show USER`: print a user's interest records.
-#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -15,15 +14,6 @@
 namespace liber::cli {
 
 namespace {
-
-std::atomic<bool> g_stop{false};
-
-// First SIGINT: stop handing out requests, finish and record the ones in flight. Second:
-// the default action (records already written stay; a rerun redoes nothing finished).
-extern "C" void on_sigint(int) {
-  g_stop.store(true);
-  std::signal(SIGINT, SIG_DFL);
-}
 
 struct LearnFlags {
   DataOptions data;
@@ -147,7 +137,8 @@ void add_learn_command(CLI::App& app) {
     opt.use_cache = !f->no_cache;
     opt.sync = f->sync;
     opt.progress_bar = !f->quiet;
-    opt.stop = &g_stop;
+    StopOnSigint stop;  // Ctrl-C: in-flight requests finish and are recorded
+    opt.stop = stop.flag();
     opt.on_record = [](const InterestRecord& r) {
       // One line per record on stdout (machine-readable progress; the crash test waits on it).
       std::printf("record %s %u %s\n", r.user.c_str(), r.seq, r.ok ? "ok" : "failed");
@@ -156,9 +147,7 @@ void add_learn_command(CLI::App& app) {
     auto store = open_rocksdb_store(f->store);
     std::fprintf(stderr, "liber: learn %s from %s with %s (context %d)\n", log.description.c_str(),
                  f->store.c_str(), engine->model_id().c_str(), engine->context_length());
-    std::signal(SIGINT, on_sigint);
     const CostReport cost = learn_interests(*store, log, *engine, opt);
-    std::signal(SIGINT, SIG_DFL);
     std::printf("%s", cost.summary().c_str());
   });
 }

@@ -14,9 +14,13 @@
 #include "liber/ctr/backbone.h"
 #include "liber/error.h"
 #include "liber/metrics.h"
+#include "ctr/small_models.h"
 
 namespace liber {
 namespace {
+
+using testing::fast_training;
+using testing::small_model;
 
 constexpr int64_t kUsers = 200, kItems = 100, kCategories = 10, kHistory = 5;
 
@@ -74,29 +78,6 @@ CtrDataset synthetic(int dense_dim = 0, bool dense_label = false, uint64_t seed 
   fill(data.valid, 500, dense_dim, dense_label, rng);
   fill(data.test, 500, dense_dim, dense_label, rng);
   return data;
-}
-
-ModelConfig small_model(const std::string& backbone) {
-  ModelConfig m;
-  m.backbone = backbone;
-  m.embedding_dim = 8;
-  m.mlp = {32, 16};
-  m.attention_mlp = {16};
-  m.cross_layers = 2;
-  m.attention_layers = 2;
-  m.attention_heads = 2;
-  m.attention_dim = 8;
-  return m;
-}
-
-TrainConfig fast_training() {
-  TrainConfig t;
-  t.max_epochs = 3;
-  t.batch_size = 128;
-  t.learning_rate = 1e-2;
-  t.threads = 1;
-  t.progress = std::getenv("LIBER_TEST_PROGRESS") != nullptr;  // per-epoch metrics on stderr
-  return t;
 }
 
 ctr::Batch first_rows(const SampleSet& set, const FeatureSchema& schema, int64_t rows) {

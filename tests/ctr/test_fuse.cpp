@@ -14,6 +14,7 @@
 #include "liber/ctr.h"
 #include "liber/ctr/backbone.h"
 #include "liber/uif/fuse_layer.h"
+#include "ctr/small_models.h"
 
 namespace liber {
 namespace {
@@ -201,21 +202,9 @@ CtrDataset taste_dataset(const std::string& fusion) {
 class FuseBackbones : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(FuseBackbones, LearnTheTasteFromTheLiberInputAlone) {
-  ModelConfig m;
-  m.backbone = GetParam();
-  m.embedding_dim = 8;
-  m.mlp = {32, 16};
-  m.attention_mlp = {16};
-  m.cross_layers = 2;
-  m.attention_layers = 2;
-  m.attention_heads = 2;
-  m.attention_dim = 8;
-  TrainConfig t;
+  const ModelConfig m = testing::small_model(GetParam());
+  TrainConfig t = testing::fast_training();
   t.max_epochs = 4;
-  t.batch_size = 128;
-  t.learning_rate = 1e-2;
-  t.threads = 1;
-  t.progress = std::getenv("LIBER_TEST_PROGRESS") != nullptr;
   for (const char* fusion : {"attention", "mean"}) {
     const TrainResult r = train_and_evaluate(taste_dataset(fusion), m, t);
     // Labels follow the taste with probability 0.9: the best possible AUC is 0.9.

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "fixtures.h"
+#include "store_fixture.h"
 #include "liber/error.h"
 #include "liber/experiment.h"
 #include "liber/llm.h"
@@ -28,16 +29,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::TempDir;
-
-BehaviorLog ingest_ml1m(const fs::path& data, const fs::path& store, int users, int events,
-                        std::size_t k) {
-  testing::write_ml1m_fixture(data, users, events, 7);
-  BehaviorLog log = read_movielens_1m(data);
-  PartitionRule rule;
-  rule.count = k;
-  ingest_log(store, log, rule, IngestOptions{});
-  return log;
-}
 
 // A table over every stored partition, row r filled with r (no encoder needed for joins).
 InterestTable table_of(Store& store) {
@@ -54,7 +45,7 @@ InterestTable table_of(Store& store) {
 
 TEST(UifJoin, OnlyPartitionsClosedStrictlyBeforeTheSampleAreVisible) {
   TempDir dir("liber-uif");
-  const BehaviorLog log = ingest_ml1m(dir / "data", dir / "store", 6, 23, 5);
+  const BehaviorLog log = testing::ingest_ml1m_fixture(dir / "data", dir / "store", 6, 23, 5);
   auto store = open_rocksdb_store(dir / "store");
   const InterestTable table = table_of(*store);
   ASSERT_EQ(table.partitions.size(), 6u * 4u);  // 23 events, K = 5: 4 closed each
@@ -134,7 +125,7 @@ TEST(UifJoin, APartitionEndingAtTheSamplesSecondIsNotVisible) {
 
 TEST(UifJoin, KeepUsersFiltersEverySplitAndColumn) {
   TempDir dir("liber-uif");
-  const BehaviorLog log = ingest_ml1m(dir / "data", dir / "store", 5, 20, 5);
+  const BehaviorLog log = testing::ingest_ml1m_fixture(dir / "data", dir / "store", 5, 20, 5);
   auto store = open_rocksdb_store(dir / "store");
   CtrDataset data = build_ctr_dataset(log, SplitConfig{});
   attach_interests(data, log, table_of(*store), InterestInput{});
@@ -250,7 +241,7 @@ void put_record(Store& store, const std::string& user, uint32_t seq, bool ok,
 
 TEST(UifEncode, RealEncoderStoresReusesReencodesAndRefusesAnother) {
   TempDir dir("liber-uif");
-  ingest_ml1m(dir / "data", dir / "store", 3, 10, 5);  // 3 users x 2 partitions
+  testing::ingest_ml1m_fixture(dir / "data", dir / "store", 3, 10, 5);  // 3 users x 2 partitions
   auto store = open_rocksdb_store(dir / "store");
   put_record(*store, "1", 0, true, "Loves dark thrillers and noir.", "Starting interests: thrillers.");
   put_record(*store, "1", 1, true, "Moved to light comedies.", "From thrillers to comedies.");
@@ -326,7 +317,7 @@ TEST(UifEncode, RealEncoderStoresReusesReencodesAndRefusesAnother) {
 
 TEST(UifExperiment, PipelineOnATinyFixtureWritesTableJsonChartAndVectors) {
   TempDir dir("liber-uif");
-  const BehaviorLog log = ingest_ml1m(dir / "data", dir / "store", 3, 24, 12);  // 2 partitions each
+  const BehaviorLog log = testing::ingest_ml1m_fixture(dir / "data", dir / "store", 3, 24, 12);  // 2 partitions each
   {
     auto store = open_rocksdb_store(dir / "store");
     LearnOptions lo;

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "fixtures.h"
+#include "store_fixture.h"
 #include "liber/error.h"
 #include "liber/llm.h"
 #include "liber/store.h"
@@ -48,17 +49,6 @@ LearnOptions test_options() {
   o.temperature = 0.2f;
   o.items = false;
   return o;
-}
-
-// ML-1M fixture of `users` users with `events` events each, ingested with K = k.
-BehaviorLog make_store(const fs::path& data, const fs::path& store, int users, int events,
-                       std::size_t k) {
-  testing::write_ml1m_fixture(data, users, events, 7);
-  BehaviorLog log = read_movielens_1m(data);
-  PartitionRule rule;
-  rule.count = k;
-  ingest_log(store, log, rule, IngestOptions{});
-  return log;
 }
 
 std::map<std::pair<std::string, uint32_t>, std::string> all_records(Store& store) {
@@ -173,7 +163,7 @@ TEST(UilPrompt, ParsesOutputAndRejectsBadOutput) {
 
 TEST(UilCascade, SummarisesEveryPartitionInCascade) {
   TempDir dir("liber-uil");
-  const BehaviorLog log = make_store(dir / "data", dir / "store", 3, 12, 6);  // 3 x 2 partitions
+  const BehaviorLog log = testing::ingest_ml1m_fixture(dir / "data", dir / "store", 3, 12, 6);  // 3 x 2 partitions
   LlmEngine& engine = shared_engine();
   auto store = open_rocksdb_store(dir / "store");
   const CostReport cost = learn_interests(*store, log, engine, test_options());
@@ -276,7 +266,7 @@ TEST(UilChild, DISABLED_Learn) {
 
 TEST(UilResume, KilledRunLosesNothingAndRedoesNothing) {
   TempDir dir("liber-uil");
-  const BehaviorLog log = make_store(dir / "data", dir / "store", 2, 12, 6);  // 4 partitions
+  const BehaviorLog log = testing::ingest_ml1m_fixture(dir / "data", dir / "store", 2, 12, 6);  // 4 partitions
   int fds[2];
   ASSERT_EQ(::pipe(fds), 0);
   const std::string self = fs::read_symlink("/proc/self/exe").string();
@@ -330,7 +320,7 @@ TEST(UilResume, KilledRunLosesNothingAndRedoesNothing) {
 
 TEST(UilTruncation, DropsOldestBehaviorsToFitTheContext) {
   TempDir dir("liber-uil");
-  const BehaviorLog log = make_store(dir / "data", dir / "store", 1, 40, 40);  // 1 partition of 40
+  const BehaviorLog log = testing::ingest_ml1m_fixture(dir / "data", dir / "store", 1, 40, 40);  // 1 partition of 40
   LlamaOptions o;
   o.model_path = default_model_path();
   o.context = 640;
@@ -374,7 +364,7 @@ TEST(UilTruncation, DropsOldestBehaviorsToFitTheContext) {
 
 TEST(UilItems, DescribesEveryItemOnce) {
   TempDir dir("liber-uil");
-  const BehaviorLog log = make_store(dir / "data", dir / "store", 1, 4, 4);
+  const BehaviorLog log = testing::ingest_ml1m_fixture(dir / "data", dir / "store", 1, 4, 4);
   auto store = open_rocksdb_store(dir / "store");
   LearnOptions opt = test_options();
   opt.items = true;
