@@ -43,7 +43,7 @@ struct VariantSummary {
   double auc_mean = 0, auc_std = 0, logloss_mean = 0, logloss_std = 0;
   double samples_per_s = 0;     // mean training throughput
   double rel_auc = 0;           // (auc_mean / base auc_mean - 1) * 100, same population
-  bool real_lift = false;       // auc_mean - base mean > auc_std + base std
+  bool real_lift = false;       // auc_mean - base mean > auc_std + base std (>= 2 seeds each)
 };
 
 struct LlmCostSummary {

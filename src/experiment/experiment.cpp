@@ -199,7 +199,8 @@ std::vector<VariantSummary> summarize_results(const std::vector<ResultRecord>& r
     for (const auto& b : out) {
       if (b.population != s.population || b.backbone != s.backbone || b.variant != "base") continue;
       if (b.auc_mean > 0) s.rel_auc = (s.auc_mean / b.auc_mean - 1.0) * 100.0;
-      s.real_lift = s.auc_mean - b.auc_mean > s.auc_std + b.auc_std;
+      // One seed has no spread to exceed: never call it real.
+      s.real_lift = s.seeds >= 2 && b.seeds >= 2 && s.auc_mean - b.auc_mean > s.auc_std + b.auc_std;
     }
   }
   return out;

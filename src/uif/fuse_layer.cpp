@@ -68,22 +68,36 @@ torch::Tensor FuseLayerImpl::forward(const torch::Tensor& rows, const torch::Ten
   const int64_t b = rows.size(0);
   TORCH_CHECK(rows.dim() == 2 && rows.size(1) == slots_, "fuse layer: rows must be [B, slots]");
   torch::Tensor mask = rows.ge(0);                                   // [B, M]
-  torch::Tensor maskf = mask.to(torch::kFloat);
-  torch::Tensor x = table.index_select(0, rows.clamp_min(0).reshape(-1)).view({b, slots_, -1});
-  x = torch::relu(input_(x) + slot_embedding_) * maskf.unsqueeze(-1);  // [B, M, h]
-  torch::Tensor count = maskf.sum(1, /*keepdim=*/true);               // [B, 1]
+  torch::Tensor maskf = mask.to(torch::kFloat).unsqueeze(-1);        // [B, M, 1]
+  torch::Tensor ids = rows.clamp_min(0).reshape(-1);
+  // A slot's input is x = relu(input(row)) + slot_embedding[slot]. Every linear map of x
+  // splits into a per-row part and a per-slot part, so the maps run once per table row
+  // (P rows) instead of once per sample slot (B x M), and each sample only gathers.
+  torch::Tensor a = torch::relu(input_(table));                      // [P, h]
+  torch::Tensor count = maskf.sum(1);                                // [B, 1]
   torch::Tensor pooled;
   if (attention_) {
+    auto no_bias = [](const torch::nn::Linear& l, const torch::Tensor& x) {
+      return torch::matmul(x, l->weight.t());
+    };
+    torch::Tensor per_row = torch::cat({a, query_(a), key_(a), value_(a)}, 1);   // [P, 4h]
+    torch::Tensor per_slot = torch::cat({slot_embedding_, no_bias(query_, slot_embedding_),
+                                         no_bias(key_, slot_embedding_),
+                                         no_bias(value_, slot_embedding_)}, 1);  // [M, 4h]
+    torch::Tensor g = ctr::gather_rows(per_row, ids).view({b, slots_, 4 * hidden_}) + per_slot;
+    auto part = [&](int i) { return g.narrow(2, i * hidden_, hidden_); };
+    torch::Tensor x = part(0) * maskf;                                 // [B, M, h]
     const double scale = 1.0 / std::sqrt(static_cast<double>(hidden_));
     torch::Tensor blocked = mask.logical_not().unsqueeze(1);           // [B, 1, M] keys
-    torch::Tensor s = torch::bmm(query_(x), key_(x).transpose(1, 2)).mul(scale);
-    torch::Tensor a = torch::softmax(s.masked_fill(blocked, -1e9), -1);  // [B, M, M]
-    torch::Tensor y = (x + torch::bmm(a, value_(x))) * maskf.unsqueeze(-1);
+    torch::Tensor s = torch::bmm(part(1), part(2).transpose(1, 2)).mul(scale);
+    torch::Tensor attn = torch::softmax(s.masked_fill(blocked, -1e9), -1);  // [B, M, M]
+    torch::Tensor y = (x + torch::bmm(attn, part(3))) * maskf;
     torch::Tensor q = target_(query).unsqueeze(-1);                    // [B, h, 1]
     torch::Tensor t = torch::bmm(y, q).squeeze(-1).mul(scale);         // [B, M]
     torch::Tensor w = torch::softmax(t.masked_fill(mask.logical_not(), -1e9), -1);
     pooled = torch::bmm(w.unsqueeze(1), y).squeeze(1);                 // [B, h]
   } else {
+    torch::Tensor x = (ctr::gather_rows(a, ids).view({b, slots_, hidden_}) + slot_embedding_) * maskf;
     pooled = x.sum(1) / count.clamp_min(1.0);
   }
   torch::Tensor out = output_(pooled);                                 // [B, fused]

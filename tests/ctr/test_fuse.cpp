@@ -108,7 +108,7 @@ torch::Tensor brute_force(uif::FuseLayer& fuse, const torch::Tensor& rows, const
     for (int64_t s = 0; s < rows.size(1); ++s) {
       const int64_t r = rows[b][s].item<int64_t>();
       if (r < 0) continue;
-      xs.push_back(torch::relu(lin("input", fuse->table[r]) + p.at("slot_embedding")[s]));
+      xs.push_back(torch::relu(lin("input", fuse->table[r])) + p.at("slot_embedding")[s]);
     }
     if (xs.empty()) {
       outs.push_back(p.at("no_history"));

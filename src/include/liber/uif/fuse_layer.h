@@ -3,7 +3,7 @@
 // the backbone.
 //
 //   rows [B, M] (right-aligned, -1 = empty) -> frozen table rows [B, M, r]
-//   -> Linear(r, h) + slot (recency) embedding -> ReLU
+//   -> ReLU(Linear(r, h)) + slot (recency) embedding
 //   attention: one self-attention layer across the partitions (residual), then target
 //              attention whose query is Linear(target item embedding); the target is the
 //              backbone's learned item-id embedding (the item descriptions are not needed)
