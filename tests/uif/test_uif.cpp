@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "fixtures.h"
+#include "engine_fixture.h"
 #include "store_fixture.h"
 #include "liber/error.h"
 #include "liber/experiment.h"
@@ -28,6 +29,7 @@ namespace liber {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::shared_engine;
 using testing::TempDir;
 
 // A table over every stored partition, row r filled with r (no encoder needed for joins).
@@ -210,17 +212,6 @@ TEST(UifExperiment, SummaryIsMeanAndSampleStdOverSeeds) {
 }
 
 // ---- Real model -------------------------------------------------------------------------
-
-LlmEngine& shared_engine() {
-  static std::unique_ptr<LlmEngine> engine = [] {
-    LlamaOptions o;
-    o.model_path = default_model_path();
-    o.context = 4096;
-    o.parallel = 4;
-    return make_llama_engine(o);
-  }();
-  return *engine;
-}
 
 void put_record(Store& store, const std::string& user, uint32_t seq, bool ok,
                 const std::string& summary, const std::string& shift) {

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "fixtures.h"
+#include "engine_fixture.h"
 #include "store_fixture.h"
 #include "liber/error.h"
 #include "liber/llm.h"
@@ -26,22 +27,10 @@ namespace liber {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::shared_engine;
 using testing::TempDir;
 
 constexpr int kMaxTokens = 96;
-
-// One engine for the whole binary: parallel 4, 4096 cells (1024 per sequence).
-LlmEngine& shared_engine() {
-  static std::unique_ptr<LlmEngine> engine = [] {
-    LlamaOptions o;
-    o.model_path = default_model_path();
-    o.context = 4096;
-    o.parallel = 4;
-    o.threads = 0;
-    return make_llama_engine(o);
-  }();
-  return *engine;
-}
 
 LearnOptions test_options() {
   LearnOptions o;
