@@ -28,91 +28,54 @@ void get_to(const json& j, const char* key, T& out) {
 
 }  // namespace
 
+// One field list per record type serves both directions: (JSON key, member).
+#define LIBER_INTEREST_FIELDS(X)                                                            \
+  X("user", user) X("seq", seq) X("ok", ok) X("error", error) X("summary", summary)         \
+  X("shift", shift) X("previous", previous_summary) X("model", model)                       \
+  X("template_version", template_version) X("template_hash", template_hash)                 \
+  X("prompt_hash", prompt_hash) X("prompt_tokens", prompt_tokens)                           \
+  X("completion_tokens", completion_tokens) X("cached_prompt_tokens", cached_prompt_tokens) \
+  X("latency_s", latency_s) X("attempts", attempts) X("behaviors", behaviors)               \
+  X("behaviors_dropped", behaviors_dropped) X("from_cache", from_cache)                     \
+  X("created_at", created_at)
+#define LIBER_ITEM_FIELDS(X)                                                                \
+  X("item", item) X("ok", ok) X("error", error) X("text", text) X("model", model)           \
+  X("template_version", template_version) X("template_hash", template_hash)                 \
+  X("prompt_hash", prompt_hash) X("prompt_tokens", prompt_tokens)                           \
+  X("completion_tokens", completion_tokens) X("attempts", attempts) X("latency_s", latency_s)
+#define LIBER_PUT(key, member) j[key] = member;
+#define LIBER_GET(key, member) get_to(j, key, r.member);
+
 std::string InterestRecord::to_json() const {
-  json j = {{"v", 1},
-            {"user", user},
-            {"seq", seq},
-            {"ok", ok},
-            {"error", error},
-            {"summary", summary},
-            {"shift", shift},
-            {"previous", previous_summary},
-            {"model", model},
-            {"template_version", template_version},
-            {"template_hash", template_hash},
-            {"prompt_hash", prompt_hash},
-            {"prompt_tokens", prompt_tokens},
-            {"completion_tokens", completion_tokens},
-            {"cached_prompt_tokens", cached_prompt_tokens},
-            {"latency_s", latency_s},
-            {"attempts", attempts},
-            {"behaviors", behaviors},
-            {"behaviors_dropped", behaviors_dropped},
-            {"from_cache", from_cache},
-            {"created_at", created_at}};
+  json j = {{"v", 1}};
+  LIBER_INTEREST_FIELDS(LIBER_PUT)
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 InterestRecord InterestRecord::from_json(std::string_view text) {
   const json j = parse_value(text, "interest record");
   InterestRecord r;
-  get_to(j, "user", r.user);
-  get_to(j, "seq", r.seq);
-  get_to(j, "ok", r.ok);
-  get_to(j, "error", r.error);
-  get_to(j, "summary", r.summary);
-  get_to(j, "shift", r.shift);
-  get_to(j, "previous", r.previous_summary);
-  get_to(j, "model", r.model);
-  get_to(j, "template_version", r.template_version);
-  get_to(j, "template_hash", r.template_hash);
-  get_to(j, "prompt_hash", r.prompt_hash);
-  get_to(j, "prompt_tokens", r.prompt_tokens);
-  get_to(j, "completion_tokens", r.completion_tokens);
-  get_to(j, "cached_prompt_tokens", r.cached_prompt_tokens);
-  get_to(j, "latency_s", r.latency_s);
-  get_to(j, "attempts", r.attempts);
-  get_to(j, "behaviors", r.behaviors);
-  get_to(j, "behaviors_dropped", r.behaviors_dropped);
-  get_to(j, "from_cache", r.from_cache);
-  get_to(j, "created_at", r.created_at);
+  LIBER_INTEREST_FIELDS(LIBER_GET)
   return r;
 }
 
 std::string ItemKnowledge::to_json() const {
-  json j = {{"v", 1},
-            {"item", item},
-            {"ok", ok},
-            {"error", error},
-            {"text", text},
-            {"model", model},
-            {"template_version", template_version},
-            {"template_hash", template_hash},
-            {"prompt_hash", prompt_hash},
-            {"prompt_tokens", prompt_tokens},
-            {"completion_tokens", completion_tokens},
-            {"attempts", attempts},
-            {"latency_s", latency_s}};
+  json j = {{"v", 1}};
+  LIBER_ITEM_FIELDS(LIBER_PUT)
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 ItemKnowledge ItemKnowledge::from_json(std::string_view text) {
   const json j = parse_value(text, "item knowledge");
-  ItemKnowledge k;
-  get_to(j, "item", k.item);
-  get_to(j, "ok", k.ok);
-  get_to(j, "error", k.error);
-  get_to(j, "text", k.text);
-  get_to(j, "model", k.model);
-  get_to(j, "template_version", k.template_version);
-  get_to(j, "template_hash", k.template_hash);
-  get_to(j, "prompt_hash", k.prompt_hash);
-  get_to(j, "prompt_tokens", k.prompt_tokens);
-  get_to(j, "completion_tokens", k.completion_tokens);
-  get_to(j, "attempts", k.attempts);
-  get_to(j, "latency_s", k.latency_s);
-  return k;
+  ItemKnowledge r;
+  LIBER_ITEM_FIELDS(LIBER_GET)
+  return r;
 }
+
+#undef LIBER_GET
+#undef LIBER_PUT
+#undef LIBER_ITEM_FIELDS
+#undef LIBER_INTEREST_FIELDS
 
 std::string interest_key(std::string_view user, uint32_t seq) {
   return ubsp::partition_key(user, seq);
