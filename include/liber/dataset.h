@@ -39,7 +39,7 @@ struct InterestInput {
   int width = 0;         // floats per partition vector; 0 = no LIBER input
   int slots = 16;        // most recent visible partitions per sample
   int fused_dim = 32;    // fuse layer output
-  int hidden = 32;       // fuse layer attention width
+  int hidden = 16;       // fuse layer attention width (bench/fuse_bench: 32 doubles its cost)
   // The frozen vectors are reduced once (PCA fitted on all rows, whitened) to this many
   // dimensions before the fuse layer; 0 keeps them as they are.
   int reduced_dim = 64;

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "liber/ctr/vector_ops.h"
 #include "liber/error.h"
 
 #if defined(__SSE2__)
@@ -175,7 +176,8 @@ FieldEmbeddings FeatureEmbeddingImpl::forward(const Batch& batch) {
     if (fuse) {
       if (!batch.partitions.defined())
         throw Error(ErrorKind::InvalidInput, "the schema has a LIBER input but the batch has none");
-      plug.push_back(fuse(batch.partitions, out.target));
+      out.interest = fuse(batch.partitions, out.target);
+      plug.push_back(out.interest);
     }
     if (dense_projection->options.in_features() > (fuse ? fuse->output_dim() : 0)) {
       if (!batch.dense.defined())
@@ -461,37 +463,6 @@ torch::Tensor CrossNetworkImpl::forward(torch::Tensor x0) {
 
 namespace {
 
-// Length-N vector kernels; N > 0 fixes the length at compile time (unrolled), N = 0 takes
-// it at run time. Explicit SSE: GCC does not vectorize these once inlined into the strided
-// loops below (it cannot prove the rows apart).
-template <int64_t N>
-inline float dot(const float* x, const float* y, int64_t n) {
-  const int64_t len = N > 0 ? N : n;
-  int64_t i = 0;
-  float sum = 0;
-#if defined(__SSE2__)
-  __m128 acc = _mm_setzero_ps();
-  for (; i + 4 <= len; i += 4) acc = _mm_add_ps(acc, _mm_mul_ps(_mm_loadu_ps(x + i), _mm_loadu_ps(y + i)));
-  alignas(16) float lanes[4];
-  _mm_store_ps(lanes, acc);
-  sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
-#endif
-  for (; i < len; ++i) sum += x[i] * y[i];
-  return sum;
-}
-
-template <int64_t N>
-inline void axpy(float a, const float* x, float* y, int64_t n) {
-  const int64_t len = N > 0 ? N : n;
-  int64_t i = 0;
-#if defined(__SSE2__)
-  const __m128 av = _mm_set1_ps(a);
-  for (; i + 4 <= len; i += 4)
-    _mm_storeu_ps(y + i, _mm_add_ps(_mm_loadu_ps(y + i), _mm_mul_ps(av, _mm_loadu_ps(x + i))));
-#endif
-  for (; i < len; ++i) y[i] += a * x[i];
-}
-
 // One AutoInt interacting layer after its projections: proj [B, F, 4 * H * A] holds
 // (query | key | value | residual) per field; out = relu(MultiHeadAttention(q, k, v) + r),
 // [B, F, H * A], attention unscaled as in AutoInt. Per sample and head it is a few F x F x A
@@ -569,18 +540,6 @@ struct InteractingKernels {
       }
     }
   }
-
-  // Runs fn.template operator()<A>() with A = a for the common widths, else A = 0.
-  template <typename Fn>
-  void dispatch(Fn&& fn) const {
-    switch (a) {
-      case 8: fn.template operator()<8>(); break;
-      case 16: fn.template operator()<16>(); break;
-      case 32: fn.template operator()<32>(); break;
-      case 64: fn.template operator()<64>(); break;
-      default: fn.template operator()<0>(); break;
-    }
-  }
 };
 
 class InteractingLayer : public torch::autograd::Function<InteractingLayer> {
@@ -596,7 +555,7 @@ class InteractingLayer : public torch::autograd::Function<InteractingLayer> {
     float* pp = probs.data_ptr<float>();
     float* op = out.data_ptr<float>();
     at::parallel_for(0, b, 16, [&](int64_t begin, int64_t end) {
-      k.dispatch([&]<int64_t A>() { k.forward<A>(xp, pp, op, begin, end); });
+      dispatch_width(k.a, [&]<int64_t A>() { k.forward<A>(xp, pp, op, begin, end); });
     });
     ctx->save_for_backward({x, probs, out});
     ctx->saved_data["heads"] = heads;
@@ -618,7 +577,7 @@ class InteractingLayer : public torch::autograd::Function<InteractingLayer> {
     const float* gp = g.data_ptr<float>();
     float* dp = grad.data_ptr<float>();
     at::parallel_for(0, b, 16, [&](int64_t begin, int64_t end) {
-      k.dispatch([&]<int64_t A>() { k.backward<A>(xp, pp, gp, dp, begin, end); });
+      dispatch_width(k.a, [&]<int64_t A>() { k.backward<A>(xp, pp, gp, dp, begin, end); });
     });
     return {grad, torch::Tensor()};
   }

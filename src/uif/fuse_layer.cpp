@@ -1,14 +1,208 @@
 // The attention fuse layer; see src/include/liber/uif/fuse_layer.h.
 #include "liber/uif/fuse_layer.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <vector>
 
 #include <fmt/format.h>
 
 #include "liber/ctr/layers.h"
+#include "liber/ctr/vector_ops.h"
 #include "liber/error.h"
 
 namespace liber::uif {
+
+namespace {
+
+using ctr::axpy;
+using ctr::dot;
+
+// The attention path after its linear maps, per sample over its visible slots only:
+//   x_i | q_i | k_i | v_i = per_row[rows_i] + per_slot[i]                (gathered in place)
+//   p = softmax_j(scale q_i.k_j),  y_i = x_i + sum_j p_ij v_j          (self-attention)
+//   w = softmax_i(scale y_i.t),    pooled = sum_i w_i y_i              (target attention)
+// As libtorch ops this was a [B, M, 4h] gather, an add and six small bmm's per step (libtorch
+// 1.13 runs each bmm as one GEMM per sample), 5-10x a whole backbone step (bench/fuse_bench);
+// here each sample's visible rows are gathered into an L1-sized buffer and nothing of size
+// [B, M, 4h] is written.
+struct PartitionKernels {
+  int64_t m, h;  // slots, hidden width
+  float scale;   // 1 / sqrt(h)
+  const float* per_row;   // [P, 4h]
+  const float* per_slot;  // [M, 4h]
+  const int64_t* rows;    // [B, M], -1 = empty
+
+  // Sample s's visible slots (into slots) and their inputs (into x, [n, 4h]); returns n.
+  int64_t gather(int64_t s, int64_t* slots, float* x) const {
+    int64_t n = 0;
+    for (int64_t i = 0; i < m; ++i) {
+      const int64_t r = rows[s * m + i];
+      if (r < 0) continue;
+      const float* a = per_row + r * 4 * h;
+      const float* b = per_slot + i * 4 * h;
+      float* out = x + n * 4 * h;
+      for (int64_t c = 0; c < 4 * h; ++c) out[c] = a[c] + b[c];
+      slots[n++] = i;
+    }
+    return n;
+  }
+  // Part 0..3 (x, query, key, value) of the a-th visible slot in a [n, 4h] buffer.
+  const float* at(const float* x, int64_t a, int part) const { return x + (a * 4 + part) * h; }
+  float* at(float* x, int64_t a, int part) const { return x + (a * 4 + part) * h; }
+
+  static void softmax(float* v, int64_t n) {
+    float top = -std::numeric_limits<float>::infinity();
+    for (int64_t a = 0; a < n; ++a) top = std::max(top, v[a]);
+    float total = 0;
+    for (int64_t a = 0; a < n; ++a) total += v[a] = std::exp(v[a] - top);
+    for (int64_t a = 0; a < n; ++a) v[a] /= total;
+  }
+
+  // Saved for backward, per sample, compacted to its n visible slots: probs [M, M] (n x n
+  // used), y [M, h] (n rows), w [M] (n used). pooled [B, h] is zero-filled by the caller.
+  template <int64_t H>
+  void forward(const float* tq, float* probs, float* y, float* w, float* pooled, int64_t begin,
+               int64_t end) const {
+    std::vector<int64_t> vis(static_cast<std::size_t>(m));
+    std::vector<float> x(static_cast<std::size_t>(m * 4 * h));
+    for (int64_t s = begin; s < end; ++s) {
+      const int64_t n = gather(s, vis.data(), x.data());
+      float* ys = y + s * m * h;
+      float* ws = w + s * m;
+      for (int64_t a = 0; a < n; ++a) {
+        float* pa = probs + (s * m + a) * m;
+        for (int64_t b = 0; b < n; ++b) pa[b] = scale * dot<H>(at(x.data(), a, 1), at(x.data(), b, 2), h);
+        softmax(pa, n);
+        float* ya = ys + a * h;
+        std::copy(at(x.data(), a, 0), at(x.data(), a, 0) + h, ya);
+        for (int64_t b = 0; b < n; ++b) axpy<H>(pa[b], at(x.data(), b, 3), ya, h);
+        ws[a] = scale * dot<H>(ya, tq + s * h, h);
+      }
+      softmax(ws, n);
+      for (int64_t a = 0; a < n; ++a) axpy<H>(ws[a], ys + a * h, pooled + s * h, h);
+    }
+  }
+
+  // Adds samples [begin, end)'s gradients into grad_row [P, 4h] and grad_slot [M, 4h], and
+  // writes grad_tq [B, h] (zero-filled by the caller).
+  template <int64_t H>
+  void backward(const float* tq, const float* probs, const float* y, const float* w,
+                const float* grad_pooled, float* grad_row, float* grad_slot, float* grad_tq,
+                int64_t begin, int64_t end) const {
+    std::vector<int64_t> vis(static_cast<std::size_t>(m));
+    std::vector<float> x(static_cast<std::size_t>(m * 4 * h)), dx(x.size());
+    std::vector<float> dw(static_cast<std::size_t>(m)), dp(static_cast<std::size_t>(m));
+    for (int64_t s = begin; s < end; ++s) {
+      const int64_t n = gather(s, vis.data(), x.data());
+      if (n == 0) continue;
+      std::fill(dx.begin(), dx.begin() + n * 4 * h, 0.0f);
+      const float* ys = y + s * m * h;
+      const float* ws = w + s * m;
+      const float* t = tq + s * h;
+      const float* dpooled = grad_pooled + s * h;
+      // Target attention: dy_a = w_a dpooled + dt_a scale t, dt through the softmax.
+      float weighted = 0;
+      for (int64_t a = 0; a < n; ++a) {
+        dw[a] = dot<H>(dpooled, ys + a * h, h);
+        weighted += ws[a] * dw[a];
+      }
+      for (int64_t a = 0; a < n; ++a) {
+        const float dt = ws[a] * (dw[a] - weighted) * scale;
+        float* dya = at(dx.data(), a, 0);  // dx_a = dy_a (the residual)
+        axpy<H>(ws[a], dpooled, dya, h);
+        axpy<H>(dt, t, dya, h);
+        axpy<H>(dt, ys + a * h, grad_tq + s * h, h);
+      }
+      // Self-attention.
+      for (int64_t a = 0; a < n; ++a) {
+        const float* pa = probs + (s * m + a) * m;
+        const float* dya = at(dx.data(), a, 0);
+        float dot_p = 0;
+        for (int64_t b = 0; b < n; ++b) {
+          axpy<H>(pa[b], dya, at(dx.data(), b, 3), h);  // dv_b
+          dp[b] = dot<H>(dya, at(x.data(), b, 3), h);
+          dot_p += pa[b] * dp[b];
+        }
+        for (int64_t b = 0; b < n; ++b) {
+          const float ds = pa[b] * (dp[b] - dot_p) * scale;
+          axpy<H>(ds, at(x.data(), b, 2), at(dx.data(), a, 1), h);  // dq_a
+          axpy<H>(ds, at(x.data(), a, 1), at(dx.data(), b, 2), h);  // dk_b
+        }
+      }
+      for (int64_t a = 0; a < n; ++a) {
+        const float* d = dx.data() + a * 4 * h;
+        axpy<0>(1.0f, d, grad_row + rows[s * m + vis[a]] * 4 * h, 4 * h);
+        axpy<0>(1.0f, d, grad_slot + vis[a] * 4 * h, 4 * h);
+      }
+    }
+  }
+};
+
+class PartitionAttention : public torch::autograd::Function<PartitionAttention> {
+ public:
+  // per_row [P, 4h] and per_slot [M, 4h] (x | query | key | value), rows [B, M] int64
+  // (-1 = empty), tq [B, h] (the target query) -> pooled [B, h]; 0 without a visible slot.
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& per_row,
+                               const torch::Tensor& per_slot, const torch::Tensor& rows,
+                               const torch::Tensor& tq) {
+    const torch::Tensor pr = per_row.contiguous(), ps = per_slot.contiguous();
+    const torch::Tensor rc = rows.contiguous(), tc = tq.contiguous();
+    const int64_t b = rc.size(0), m = rc.size(1), h = pr.size(1) / 4;
+    const PartitionKernels k = kernels(pr, ps, rc);
+    torch::Tensor probs = torch::empty({b, m, m}, pr.options());
+    torch::Tensor y = torch::empty({b, m, h}, pr.options());
+    torch::Tensor w = torch::empty({b, m}, pr.options());
+    torch::Tensor pooled = torch::zeros({b, h}, pr.options());
+    const float* tp = tc.data_ptr<float>();
+    float *pp = probs.data_ptr<float>(), *yp = y.data_ptr<float>(), *wp = w.data_ptr<float>();
+    float* op = pooled.data_ptr<float>();
+    at::parallel_for(0, b, 16, [&](int64_t begin, int64_t end) {
+      ctr::dispatch_width(h, [&]<int64_t H>() { k.forward<H>(tp, pp, yp, wp, op, begin, end); });
+    });
+    ctx->save_for_backward({pr, ps, rc, tc, probs, y, w});
+    return pooled;
+  }
+
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor &pr = saved[0], &ps = saved[1], &rows = saved[2], &tq = saved[3];
+    const torch::Tensor &probs = saved[4], &y = saved[5], &w = saved[6];
+    const torch::Tensor dpooled = grads[0].contiguous();
+    const int64_t b = rows.size(0), h = pr.size(1) / 4;
+    const PartitionKernels k = kernels(pr, ps, rows);
+    // Samples scatter into shared table rows: each task adds into its own copy of the
+    // gradients, summed after (one task, the usual case here, writes the result directly).
+    const int64_t tasks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), b / 64));
+    torch::Tensor grad_row = torch::zeros({tasks, pr.size(0), pr.size(1)}, pr.options());
+    torch::Tensor grad_slot = torch::zeros({tasks, ps.size(0), ps.size(1)}, ps.options());
+    torch::Tensor grad_tq = torch::zeros_like(tq);
+    const float *tp = tq.data_ptr<float>(), *pp = probs.data_ptr<float>();
+    const float *yp = y.data_ptr<float>(), *wp = w.data_ptr<float>(), *dp = dpooled.data_ptr<float>();
+    float *gr = grad_row.data_ptr<float>(), *gs = grad_slot.data_ptr<float>();
+    float* gt = grad_tq.data_ptr<float>();
+    at::parallel_for(0, tasks, 1, [&](int64_t first, int64_t last) {
+      for (int64_t t = first; t < last; ++t)
+        ctr::dispatch_width(h, [&]<int64_t H>() {
+          k.backward<H>(tp, pp, yp, wp, dp, gr + t * pr.numel(), gs + t * ps.numel(), gt,
+                        b * t / tasks, b * (t + 1) / tasks);
+        });
+    });
+    return {grad_row.sum(0), grad_slot.sum(0), torch::Tensor(), grad_tq};
+  }
+
+ private:
+  static PartitionKernels kernels(const torch::Tensor& per_row, const torch::Tensor& per_slot,
+                                  const torch::Tensor& rows) {
+    const int64_t h = per_row.size(1) / 4;
+    return {rows.size(1), h, static_cast<float>(1.0 / std::sqrt(static_cast<double>(h))),
+            per_row.data_ptr<float>(), per_slot.data_ptr<float>(), rows.data_ptr<int64_t>()};
+  }
+};
+
+}  // namespace
 
 torch::Tensor reduce_vectors(const torch::Tensor& vectors, int64_t k) {
   torch::NoGradGuard no_grad;
@@ -69,36 +263,27 @@ torch::Tensor FuseLayerImpl::forward(const torch::Tensor& rows, const torch::Ten
   TORCH_CHECK(rows.dim() == 2 && rows.size(1) == slots_, "fuse layer: rows must be [B, slots]");
   torch::Tensor mask = rows.ge(0);                                   // [B, M]
   torch::Tensor maskf = mask.to(torch::kFloat).unsqueeze(-1);        // [B, M, 1]
-  torch::Tensor ids = rows.clamp_min(0).reshape(-1);
-  // A slot's input is x = relu(input(row)) + slot_embedding[slot]. Every linear map of x
-  // splits into a per-row part and a per-slot part, so the maps run once per table row
-  // (P rows) instead of once per sample slot (B x M), and each sample only gathers.
-  torch::Tensor a = torch::relu(input_(table));                      // [P, h]
   torch::Tensor count = maskf.sum(1);                                // [B, 1]
+  // A slot's input is x = relu(input(row)) + slot_embedding[slot]. Every linear map of x
+  // splits into a per-row part and a per-slot part, so the maps run once per distinct table
+  // row of the batch (U <= B x M, and independent of the table's size) and each slot gathers.
+  auto [used, inverse] = torch::_unique(rows.masked_select(mask), /*sorted=*/false,
+                                        /*return_inverse=*/true);
+  torch::Tensor local = torch::full_like(rows, -1).masked_scatter_(mask, inverse);  // [B, M] -> U
+  torch::Tensor a = torch::relu(input_(table.index_select(0, used)));  // [U, h]
   torch::Tensor pooled;
-  if (attention_) {
-    auto no_bias = [](const torch::nn::Linear& l, const torch::Tensor& x) {
-      return torch::matmul(x, l->weight.t());
-    };
-    torch::Tensor per_row = torch::cat({a, query_(a), key_(a), value_(a)}, 1);   // [P, 4h]
-    torch::Tensor per_slot = torch::cat({slot_embedding_, no_bias(query_, slot_embedding_),
-                                         no_bias(key_, slot_embedding_),
-                                         no_bias(value_, slot_embedding_)}, 1);  // [M, 4h]
-    torch::Tensor g = ctr::gather_rows(per_row, ids).view({b, slots_, 4 * hidden_}) + per_slot;
-    auto part = [&](int i) { return g.narrow(2, i * hidden_, hidden_); };
-    torch::Tensor x = part(0) * maskf;                                 // [B, M, h]
-    const double scale = 1.0 / std::sqrt(static_cast<double>(hidden_));
-    torch::Tensor blocked = mask.logical_not().unsqueeze(1);           // [B, 1, M] keys
-    torch::Tensor s = torch::bmm(part(1), part(2).transpose(1, 2)).mul(scale);
-    torch::Tensor attn = torch::softmax(s.masked_fill(blocked, -1e9), -1);  // [B, M, M]
-    torch::Tensor y = (x + torch::bmm(attn, part(3))) * maskf;
-    torch::Tensor q = target_(query).unsqueeze(-1);                    // [B, h, 1]
-    torch::Tensor t = torch::bmm(y, q).squeeze(-1).mul(scale);         // [B, M]
-    torch::Tensor w = torch::softmax(t.masked_fill(mask.logical_not(), -1e9), -1);
-    pooled = torch::bmm(w.unsqueeze(1), y).squeeze(1);                 // [B, h]
+  if (used.numel() == 0) {  // no sample of the batch has a visible partition
+    pooled = torch::zeros({b, hidden_});
+  } else if (attention_) {
+    // query | key | value as one product, per row (with bias) and per slot (without).
+    torch::Tensor weight = torch::cat({query_->weight, key_->weight, value_->weight});  // [3h, h]
+    torch::Tensor bias = torch::cat({query_->bias, key_->bias, value_->bias});
+    torch::Tensor per_row = torch::cat({a, torch::addmm(bias, a, weight.t())}, 1);          // [U, 4h]
+    torch::Tensor per_slot = torch::cat({slot_embedding_, slot_embedding_.mm(weight.t())}, 1);  // [M, 4h]
+    pooled = PartitionAttention::apply(per_row, per_slot, local, target_(query));  // [B, h]
   } else {
-    torch::Tensor x = (ctr::gather_rows(a, ids).view({b, slots_, hidden_}) + slot_embedding_) * maskf;
-    pooled = x.sum(1) / count.clamp_min(1.0);
+    torch::Tensor x = ctr::gather_rows(a, local.clamp_min(0).reshape(-1)).view({b, slots_, hidden_});
+    pooled = ((x + slot_embedding_) * maskf).sum(1) / count.clamp_min(1.0);
   }
   torch::Tensor out = output_(pooled);                                 // [B, fused]
   torch::Tensor empty = count.eq(0).to(torch::kFloat);                 // [B, 1]

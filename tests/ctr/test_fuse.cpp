@@ -22,12 +22,12 @@ namespace {
 constexpr int64_t kQueryDim = 6;
 
 InterestInput input_of(std::vector<float> table, int width, const std::string& fusion,
-                       int slots = 4, int reduced = 0) {
+                       int slots = 4, int reduced = 0, int hidden = 6) {
   InterestInput in;
   in.width = width;
   in.slots = slots;
   in.fused_dim = 5;
-  in.hidden = 6;
+  in.hidden = hidden;
   in.reduced_dim = reduced;
   in.fusion = fusion;
   in.vectors = std::make_shared<const std::vector<float>>(std::move(table));
@@ -92,6 +92,9 @@ TEST(FuseLayer, EmptySlotsDoNotLeakIn) {
     fuse->table[0].fill_(100.0f);
     torch::Tensor after = fuse->forward(sample_rows(), query);
     EXPECT_TRUE(torch::allclose(before, after)) << fusion;
+    // A batch in which no sample has a visible partition.
+    torch::Tensor none = fuse->forward(torch::full({2, 4}, -1, torch::kLong), query.narrow(0, 0, 2));
+    EXPECT_TRUE(torch::equal(none, params(*fuse).at("no_history").expand({2, 5}))) << fusion;
   }
 }
 
@@ -101,7 +104,7 @@ torch::Tensor brute_force(uif::FuseLayer& fuse, const torch::Tensor& rows, const
   auto lin = [&](const std::string& name, const torch::Tensor& x) {
     return torch::matmul(x, p.at(name + ".weight").t()) + p.at(name + ".bias");
   };
-  const double scale = 1.0 / std::sqrt(6.0);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(p.at("slot_embedding").size(1)));
   std::vector<torch::Tensor> outs;
   for (int64_t b = 0; b < rows.size(0); ++b) {
     std::vector<torch::Tensor> xs;
@@ -123,16 +126,34 @@ torch::Tensor brute_force(uif::FuseLayer& fuse, const torch::Tensor& rows, const
   return torch::stack(outs);
 }
 
+// Output and every gradient (parameters and the target query) of the fused kernel against
+// the per-sample libtorch reference; hidden 6 runs the generic kernel, 8 the unrolled one.
+// Table rows 1 and 8 are shared by two samples, so their gradients add up across samples.
 TEST(FuseLayer, AttentionMatchesBruteForce) {
-  torch::manual_seed(5);
-  uif::FuseLayer fuse(input_of(random_table(9, 10, 4), 10, "attention"), kQueryDim);
-  torch::Tensor rows = torch::tensor({-1, -1, 1, 2, -1, -1, -1, -1, 3, 4, 5, 6, -1, 8, 0, 7},
-                                     torch::kLong).view({4, 4});
-  torch::Tensor query = torch::randn({4, kQueryDim});
-  torch::NoGradGuard g;
-  torch::Tensor fast = fuse->forward(rows, query);
-  torch::Tensor slow = brute_force(fuse, rows, query);
-  EXPECT_TRUE(torch::allclose(fast, slow, 1e-4, 1e-5)) << fast << slow;
+  for (int hidden : {6, 8}) {
+    torch::manual_seed(5);
+    uif::FuseLayer fuse(input_of(random_table(9, 10, 4), 10, "attention", 4, 0, hidden), kQueryDim);
+    torch::Tensor rows = torch::tensor({-1, -1, 1, 2, -1, -1, -1, -1, 3, 4, 5, 6, -1, 8, 1, 7,
+                                        8, -1, -1, 0},  // a gap inside the window too
+                                       torch::kLong).view({5, 4});
+    const torch::Tensor upstream = torch::randn({5, 5}), query0 = torch::randn({5, kQueryDim});
+    auto run = [&](bool fast) {
+      fuse->zero_grad();
+      torch::Tensor query = query0.clone().requires_grad_();
+      torch::Tensor out = fast ? fuse->forward(rows, query) : brute_force(fuse, rows, query);
+      (out * upstream).sum().backward();
+      std::map<std::string, torch::Tensor> grads;
+      for (const auto& [name, t] : params(*fuse)) grads[name] = t.grad().clone();
+      grads["(query)"] = query.grad().clone();
+      return std::make_pair(out.detach(), grads);
+    };
+    auto [fast, fast_grads] = run(true);
+    auto [slow, slow_grads] = run(false);
+    EXPECT_TRUE(torch::allclose(fast, slow, 1e-4, 1e-5)) << hidden << fast << slow;
+    for (const auto& [name, g] : slow_grads)
+      EXPECT_TRUE(torch::allclose(fast_grads.at(name), g, 1e-4, 1e-5))
+          << hidden << " " << name << fast_grads.at(name) << g;
+  }
 }
 
 TEST(FuseLayer, PcaReductionWhitensAndKeepsOrder) {

@@ -37,6 +37,7 @@ struct FieldEmbeddings {
   torch::Tensor history;       // [B, N, d] history item embeddings, zero at padding
   torch::Tensor history_mask;  // [B, N] float, 1 where a history item is present
   torch::Tensor target;        // [B, d] embedding of the target item id
+  torch::Tensor interest;      // [B, fused_dim] the fuse layer's output (LIBER input only)
 };
 
 // Embeds every field of a FeatureSchema. Each SparseField and each non-shared SequenceField

@@ -1,0 +1,129 @@
+// Training cost of the LIBER input (issue 5's speed goal: a backbone with LIBER trains at
+// >= 0.7x the samples/s of the backbone alone). Each case is one optimizer-free train step
+// (forward + backward) on a synthetic batch shaped like the ML-1M experiment: 1,024 samples,
+// 16 partition slots about 60% full, a 1,280-wide vector table reduced to 64 by PCA.
+//
+//   build/fuse_bench                                   # all cases
+//   build/fuse_bench --benchmark_filter=Backbone/deepfm
+//
+// items_per_second is samples/s; the ratio to read is Backbone/<name>/attention (or mean)
+// over Backbone/<name>/none from the same run.
+#include <benchmark/benchmark.h>
+#include <torch/torch.h>
+
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "liber/ctr.h"
+#include "liber/ctr/backbone.h"
+#include "liber/uif/fuse_layer.h"
+
+namespace {
+
+constexpr int64_t kBatch = 1024, kSlots = 16, kRows = 5000, kWidth = 1280, kHistory = 10;
+constexpr int kThreads = 2;
+
+liber::InterestInput interest_input(const std::string& fusion) {
+  std::mt19937_64 rng(7);
+  std::normal_distribution<float> n(0, 1);
+  auto table = std::make_shared<std::vector<float>>(static_cast<std::size_t>(kRows * kWidth));
+  for (float& v : *table) v = n(rng);
+  liber::InterestInput in;
+  in.width = static_cast<int>(kWidth);
+  in.slots = static_cast<int>(kSlots);
+  in.fusion = fusion;
+  in.vectors = std::move(table);
+  return in;
+}
+
+// Right-aligned visible partitions, 0..16 per sample (mean ~ 10), like the experiment's.
+torch::Tensor partition_rows() {
+  std::mt19937_64 rng(11);
+  std::vector<int64_t> rows(static_cast<std::size_t>(kBatch * kSlots), -1);
+  for (int64_t s = 0; s < kBatch; ++s) {
+    const int64_t visible = static_cast<int64_t>(rng() % (kSlots + 1));
+    for (int64_t j = kSlots - visible; j < kSlots; ++j)
+      rows[static_cast<std::size_t>(s * kSlots + j)] = static_cast<int64_t>(rng() % kRows);
+  }
+  return torch::tensor(rows, torch::kLong).view({kBatch, kSlots});
+}
+
+void FuseLayerStep(benchmark::State& state, const std::string& fusion) {
+  liber::set_compute_threads(kThreads);
+  torch::manual_seed(1);
+  liber::uif::FuseLayer fuse(interest_input(fusion), 16);
+  const torch::Tensor rows = partition_rows();
+  const torch::Tensor query = torch::randn({kBatch, 16}, torch::requires_grad());
+  const torch::Tensor weight = torch::randn({kBatch, fuse->output_dim()});
+  for (auto _ : state) {
+    fuse->zero_grad();
+    (fuse->forward(rows, query) * weight).sum().backward();
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+
+// ML-1M-like fields: user, item, gender, age, occupation, zip, year; genres and history.
+liber::FeatureSchema schema(const std::string& fusion) {
+  liber::FeatureSchema s;
+  s.sparse = {{"user_id", 3000}, {"item_id", 3900}, {"gender", 3}, {"age", 8},
+              {"occupation", 22}, {"zip", 3500}, {"year", 90}};
+  s.sequences = {{"genres", 19, 6, ""}, {"history", 3900, static_cast<int>(kHistory), "item_id"}};
+  s.target_item_field = 1;
+  s.history_field = 1;
+  if (!fusion.empty()) s.interests = interest_input(fusion);
+  return s;
+}
+
+liber::ctr::Batch batch_for(const liber::FeatureSchema& s) {
+  torch::manual_seed(3);
+  liber::ctr::Batch b;
+  std::vector<torch::Tensor> cols;
+  for (const auto& f : s.sparse) cols.push_back(torch::randint(1, f.vocab, {kBatch, 1}, torch::kLong));
+  b.sparse = torch::cat(cols, 1);
+  cols.clear();
+  for (const auto& f : s.sequences) cols.push_back(torch::randint(0, f.vocab, {kBatch, f.length}, torch::kLong));
+  b.sequences = torch::cat(cols, 1);
+  if (s.interests.width > 0) b.partitions = partition_rows();
+  return b;
+}
+
+void BackboneStep(benchmark::State& state, const std::string& backbone, const std::string& fusion) {
+  liber::set_compute_threads(kThreads);
+  torch::manual_seed(1);
+  liber::ModelConfig config;  // the experiment's defaults (configs/experiment-ml-1m.json)
+  config.backbone = backbone;
+  const liber::FeatureSchema s = schema(fusion);
+  auto model = liber::ctr::make_backbone(s, config);
+  const liber::ctr::Batch batch = batch_for(s);
+  const torch::Tensor labels = torch::randint(0, 2, {kBatch}).to(torch::kFloat);
+  for (auto _ : state) {
+    model->zero_grad();
+    torch::binary_cross_entropy_with_logits(model->forward(batch), labels).backward();
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+
+void register_all() {
+  for (const char* fusion : {"attention", "mean"})
+    benchmark::RegisterBenchmark((std::string("FuseLayer/") + fusion).c_str(),
+                                 [f = std::string(fusion)](benchmark::State& st) { FuseLayerStep(st, f); })
+        ->Unit(benchmark::kMillisecond);
+  for (const std::string& backbone : liber::backbone_names())
+    for (const char* fusion : {"", "attention", "mean"})
+      benchmark::RegisterBenchmark(
+          ("Backbone/" + backbone + "/" + (*fusion ? fusion : "none")).c_str(),
+          [backbone, f = std::string(fusion)](benchmark::State& st) { BackboneStep(st, backbone, f); })
+          ->Unit(benchmark::kMillisecond);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
