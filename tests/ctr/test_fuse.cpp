@@ -238,6 +238,17 @@ TEST_P(FuseBackbones, LearnTheTasteFromTheLiberInputAlone) {
   EXPECT_LT(train_and_evaluate(plain, m, t).test.auc, 0.6) << GetParam();
 }
 
+// One fuse layer per backbone: DeepFM's first-order part takes the main embedding's fused
+// output instead of fusing the partitions a second time.
+TEST_P(FuseBackbones, FuseThePartitionsOnce) {
+  const CtrDataset data = taste_dataset("attention");
+  auto model = ctr::make_backbone(data.schema, testing::small_model(GetParam()));
+  int fuse_layers = 0;
+  for (const auto& item : model->named_modules())
+    if (dynamic_cast<uif::FuseLayerImpl*>(item.value().get())) ++fuse_layers;
+  EXPECT_EQ(fuse_layers, 1) << GetParam();
+}
+
 INSTANTIATE_TEST_SUITE_P(All, FuseBackbones, ::testing::Values("din", "dcnv2", "deepfm", "autoint"),
                          [](const auto& info) { return info.param; });
 
