@@ -61,6 +61,7 @@ struct ExperimentResult {
   std::vector<VariantSummary> summary;   // mean +- std per (population, backbone, variant)
   std::vector<LlmCostSummary> cost;      // one per store used
   std::size_t population_users = 0, nocascade_users = 0, all_users = 0;
+  std::size_t kar_users = 0;             // population users with a KAR-style summary vector
   std::vector<std::string> skipped;      // variants whose optional store is missing
   std::string markdown;                  // the table and the cost
 };

@@ -146,6 +146,10 @@ std::string table_markdown(const ExperimentResult& r) {
   }
   md += "\nLift > spread: the variant's mean AUC exceeds the same population's backbone alone "
         "by more than the sum of both standard deviations.\n";
+  if (r.kar_users > 0)
+    md += fmt::format("KAR-style: {} of the {} population users have a summary vector; the "
+                      "others train with the \"no history\" input.\n",
+                      r.kar_users, r.population_users);
   for (const auto& s : r.skipped) md += "Skipped: " + s + ".\n";
   if (!r.cost.empty()) {
     md += "\n| LLM inputs (store) | records | calls | prompt tokens | completion tokens | "
@@ -282,6 +286,10 @@ ExperimentResult run_experiment(const BehaviorLog& log, const ExperimentConfig& 
     auto ks = open_rocksdb_store(cfg.kar_store, StoreOptions{.read_only = true});
     kar = load_interest_table(*ks, population);
     res.cost.push_back(llm_cost(*ks, population));
+    // A KAR store built for fewer users leaves the others without the input: say how many.
+    std::unordered_set<std::string> covered;
+    for (const PartitionVector& p : kar.partitions) covered.insert(p.user);
+    res.kar_users = covered.size();
   }
 
   for (const std::string& b : backbones) {
