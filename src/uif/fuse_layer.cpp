@@ -190,6 +190,7 @@ class PartitionAttention : public torch::autograd::Function<PartitionAttention> 
                         b * t / tasks, b * (t + 1) / tasks);
         });
     });
+    if (tasks == 1) return {grad_row[0], grad_slot[0], torch::Tensor(), grad_tq};
     return {grad_row.sum(0), grad_slot.sum(0), torch::Tensor(), grad_tq};
   }
 
