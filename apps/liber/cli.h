@@ -42,6 +42,11 @@ struct EngineFlags {
   std::unique_ptr<LlmEngine> make() const;
 };
 
+// Thrown by a command that stopped on Ctrl-C after saving its work and printing its report:
+// liber then exits 130 (the shell's code for SIGINT), so a script running stage after stage
+// stops instead of going on with half the input.
+struct StoppedByRequest {};
+
 // While alive, the first SIGINT sets flag() (long stages finish and record what is in
 // flight, then return; a rerun redoes nothing finished); a second one kills the process.
 class StopOnSigint {

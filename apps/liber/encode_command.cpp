@@ -40,6 +40,7 @@ void add_encode_command(CLI::App& app) {
     f->options.stop = stop.flag();
     const EncodeReport rep = encode_knowledge(*store, *engine, f->options);
     std::printf("%s", rep.summary().c_str());
+    if (rep.stopped) throw StoppedByRequest{};
   });
 }
 

@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const liber::cli::StoppedByRequest&) {
+    return 130;
   } catch (const liber::Error& e) {
     std::fprintf(stderr, "liber: error (%s): %s\n", liber::to_string(e.kind()), e.what());
     return 2;

@@ -1,6 +1,6 @@
 // A progress bar for long work (data passes, training epochs, later LLM passes): count,
 // rate and ETA on stderr. On a terminal it redraws one line; otherwise (CI, logs) it prints
-// a line every ~10% so logs stay readable.
+// a line every ~10%, and at least every 5 minutes, so logs stay readable.
 #pragma once
 
 #include <chrono>

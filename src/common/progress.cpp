@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -29,10 +30,14 @@ void ProgressBar::advance(uint64_t n) {
     if (now - last_draw_ < std::chrono::milliseconds(100)) return;
     last_draw_ = now;
     draw(false);
-  } else if (total_ > 0) {
-    int decile = static_cast<int>(10 * done_ / total_);
-    if (decile > last_decile_ && decile < 10) {
-      last_decile_ = decile;
+  } else {
+    // A log gets a line every 10%, and at least every 5 minutes: an LLM pass of hours would
+    // otherwise be silent for half an hour between deciles.
+    const int decile = total_ > 0 ? static_cast<int>(10 * done_ / total_) : last_decile_;
+    const bool next_decile = decile > last_decile_ && decile < 10;
+    if (next_decile || now - last_draw_ >= std::chrono::minutes(5)) {
+      last_decile_ = std::max(last_decile_, decile);
+      last_draw_ = now;
       draw(false);
     }
   }
@@ -60,9 +65,10 @@ void ProgressBar::draw(bool final_line) {
   } else if (total_ > 0 && rate > 0) {
     tail = fmt::format("ETA {}", human_duration((total_ - std::min(done_, total_)) / rate));
   }
+  // Slow units (LLM partitions) run below 1/s: give those rates two decimals, not "0/s".
+  const std::string rate_text = rate < 10 ? fmt::format("{:.2f}", rate) : human_count(rate);
   std::string line = fmt::format("{} {}{}/{} {} {}/s {}", label_, bar, human_count(done_),
-                                 total_ ? human_count(total_) : "?", unit_, human_count(rate),
-                                 tail);
+                                 total_ ? human_count(total_) : "?", unit_, rate_text, tail);
   if (tty_) {
     std::fprintf(stderr, "\r\033[K%s%s", line.c_str(), final_line ? "\n" : "");
   } else {
