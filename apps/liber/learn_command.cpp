@@ -84,7 +84,7 @@ void add_learn_command(CLI::App& app) {
   cmd->add_option("--temperature", f->temperature, "sampling temperature")->capture_default_str();
   cmd->add_option("--repeat-penalty", f->repeat_penalty, "repetition penalty, llama engine (1 = off)")
       ->capture_default_str();
-  cmd->add_option("--prompt", f->prompt, "interest prompt template JSON (default: built-in uil_v2)");
+  cmd->add_option("--prompt", f->prompt, "interest prompt template JSON (default: built-in uil_v3)");
   cmd->add_option("--item-prompt", f->item_prompt, "item prompt template JSON (default: item_v1)");
   cmd->add_option("--show", f->show, "print USER's interest records and exit");
   cmd->add_flag("--sync", f->sync, "fsync the write-ahead log after every record");
@@ -149,6 +149,7 @@ void add_learn_command(CLI::App& app) {
                  f->store.c_str(), engine->model_id().c_str(), engine->context_length());
     const CostReport cost = learn_interests(*store, log, *engine, opt);
     std::printf("%s", cost.summary().c_str());
+    if (cost.stopped) throw StoppedByRequest{};
   });
 }
 

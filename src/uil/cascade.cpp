@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <numeric>
+#include <set>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -84,7 +85,7 @@ class CascadeSource final : public RequestSource {
         cost_(cost), bar_(bar), model_(engine.model_id()), grammar_(interest_grammar(opt.max_tokens)),
         schema_(interest_json_schema()) {
     for (std::size_t u = 0; u < users_.size(); ++u)
-      if (!users_[u].pending.empty()) ready_.push_back(u);
+      if (!users_[u].pending.empty()) ready_.insert(u);
   }
 
   std::optional<std::pair<uint64_t, GenerationRequest>> next() override {
@@ -96,8 +97,8 @@ class CascadeSource final : public RequestSource {
       return std::make_pair(tag, jobs_.at(tag).request);
     }
     while (!ready_.empty()) {
-      const std::size_t u = ready_.front();
-      ready_.pop_front();
+      const std::size_t u = *ready_.begin();
+      ready_.erase(ready_.begin());
       if (auto req = start(u)) return req;
     }
     return std::nullopt;
@@ -263,7 +264,7 @@ class CascadeSource final : public RequestSource {
     processed_.emplace_back(job.user, job.part);
     if (bar_) bar_->advance();
     if (opt_.on_record) opt_.on_record(r);
-    if (++w.next < w.pending.size()) ready_.push_back(job.user);
+    if (++w.next < w.pending.size()) ready_.insert(job.user);
   }
 
   Store& store_;
@@ -276,7 +277,10 @@ class CascadeSource final : public RequestSource {
   ProgressBar* bar_;
   const std::string model_, grammar_, schema_;
   mutable std::mutex mu_;
-  std::deque<std::size_t> ready_;
+  // Users with a partition ready to send, taken lowest index (work order) first: the batch
+  // works on the first `parallel` unfinished users, so users complete in order and a run
+  // stopped part-way leaves whole users learned, not a first partition of everyone.
+  std::set<std::size_t> ready_;
   std::deque<uint64_t> retry_;
   std::unordered_map<uint64_t, Job> jobs_;
   uint64_t next_tag_ = 0;

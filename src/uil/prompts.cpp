@@ -20,12 +20,11 @@ namespace {
 
 using nlohmann::json;
 
-// Verbatim copies of configs/prompts/uil_v2.json and item_v1.json (a test checks they match).
+// Verbatim copies of configs/prompts/uil_v3.json and item_v1.json (a test checks they match).
 constexpr const char* kInterestTemplateJson = R"json({
-  "version": "uil_v2",
+  "version": "uil_v3",
   "system": "You are an expert in movie recommendation. You get a user's profile, the summary of the user's interests written from their earlier ratings (or \"none\"), and the user's next movie ratings.\nTask:\n1. Analyse the user's preferences along these factors: genre, director and actors, era and country, themes, mood, critical acclaim.\n2. Write a concise interest summary (one to three sentences) that updates the previous summary with the new ratings.\n3. Describe in one sentence how the interests shifted compared with the previous summary (if it is none, describe the starting interests; if nothing changed, say so).\nAnswer with one JSON object with exactly two string fields: \"summary\" (the updated interest summary, in your own words) and \"shift\" (the interest shift). Write real sentences about this user; never leave a field empty or use placeholders.",
-  "user": "User profile: {user}\nPrevious interest summary: {previous}\nNew ratings ({count} movies, oldest first, one per line as title | genres | rating; a rating of {like_threshold} or more counts as liked):\n{behaviors}",
-  "behavior": "- {title} | {genres} | {rating}"
+  "user": "User profile: {user}\nPrevious interest summary: {previous}\nNew ratings: {count} movies; {like_threshold} stars or more counts as liked.\nGenres (movies, mean rating): {genre_profile}\n{behaviors_by_rating}"
 }
 )json";
 constexpr const char* kItemTemplateJson = R"json({
@@ -154,7 +153,7 @@ PromptTemplate PromptTemplate::from_json(std::string_view text, std::string_view
 }
 
 const PromptTemplate& builtin_interest_template() {
-  static const PromptTemplate t = PromptTemplate::from_json(kInterestTemplateJson, "uil_v2");
+  static const PromptTemplate t = PromptTemplate::from_json(kInterestTemplateJson, "uil_v3");
   return t;
 }
 
@@ -226,12 +225,105 @@ std::vector<BehaviorText> behavior_texts(const BehaviorLog& log,
   return out;
 }
 
+namespace {
+
+// {title} carries the year once: ML titles already end in "(1995)".
+std::string title_with_year(const BehaviorText& b) {
+  const std::string year = b.year > 0 ? std::to_string(b.year) : std::string();
+  if (year.empty() || b.title.find(year) != std::string::npos) return b.title;
+  return b.title + " (" + year + ")";
+}
+
+bool is_liked(const BehaviorText& b, float like_threshold) {
+  const bool rated = !std::isnan(b.rating);
+  return rated && b.label < 0 ? b.rating >= like_threshold : b.label == 1;
+}
+
+}  // namespace
+
+std::string render_behaviors_by_rating(std::span<const BehaviorText> behaviors,
+                                       float like_threshold) {
+  // Group key: the rating, or liked / not liked for unrated (click) logs. Rated groups sort
+  // best first and come before the unrated ones.
+  struct Group {
+    bool rated;
+    float rating;
+    bool liked;
+    std::string text;
+  };
+  std::vector<Group> groups;
+  for (const BehaviorText& b : behaviors) {
+    const bool rated = !std::isnan(b.rating);
+    const bool liked = is_liked(b, like_threshold);
+    auto g = std::find_if(groups.begin(), groups.end(), [&](const Group& x) {
+      return x.rated == rated && (rated ? x.rating == b.rating : x.liked == liked);
+    });
+    if (g == groups.end()) {
+      groups.push_back({rated, rated ? b.rating : 0.0f, liked, {}});
+      g = groups.end() - 1;
+    } else {
+      g->text += "; ";
+    }
+    g->text += title_with_year(b);
+  }
+  std::stable_sort(groups.begin(), groups.end(), [](const Group& a, const Group& b) {
+    if (a.rated != b.rated) return a.rated;
+    return a.rated ? a.rating > b.rating : a.liked && !b.liked;
+  });
+  std::string out;
+  for (const Group& g : groups) {
+    if (!out.empty()) out += '\n';
+    if (g.rated)
+      out += format_rating(g.rating) + (g.rating == 1.0f ? " star: " : " stars: ");
+    else
+      out += g.liked ? "liked: " : "not liked: ";
+    out += g.text;
+  }
+  return out;
+}
+
+std::string render_genre_profile(std::span<const BehaviorText> behaviors, std::size_t top) {
+  struct Genre {
+    std::string name;
+    std::size_t count = 0, rated = 0;
+    double rating_sum = 0;
+  };
+  std::vector<Genre> genres;  // first-seen order; a partition has at most a few dozen
+  for (const BehaviorText& b : behaviors) {
+    std::string_view rest = b.genres;
+    while (!rest.empty()) {
+      const std::size_t comma = rest.find(", ");
+      const std::string_view name = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 2);
+      if (name.empty()) continue;
+      auto g = std::find_if(genres.begin(), genres.end(), [&](const Genre& x) { return x.name == name; });
+      if (g == genres.end()) g = genres.insert(genres.end(), Genre{std::string(name)});
+      ++g->count;
+      if (!std::isnan(b.rating)) {
+        ++g->rated;
+        g->rating_sum += b.rating;
+      }
+    }
+  }
+  if (genres.empty()) return "unknown";
+  std::stable_sort(genres.begin(), genres.end(),
+                   [](const Genre& a, const Genre& b) { return a.count > b.count; });
+  if (top > 0 && genres.size() > top) genres.resize(top);
+  std::string out;
+  for (const Genre& g : genres) {
+    if (!out.empty()) out += ", ";
+    out += fmt::format("{} {}", g.name, g.count);
+    if (g.rated > 0) out += fmt::format(" ({:.1f})", g.rating_sum / static_cast<double>(g.rated));
+  }
+  return out;
+}
+
 std::string render_behaviors(std::span<const BehaviorText> behaviors, float like_threshold,
                              std::string_view line) {
   std::string out;
   for (const BehaviorText& b : behaviors) {
     const bool rated = !std::isnan(b.rating);
-    const bool liked = rated && b.label < 0 ? b.rating >= like_threshold : b.label == 1;
+    const bool liked = is_liked(b, like_threshold);
     const std::string genres = b.genres.empty() ? std::string("unknown genre") : b.genres;
     if (line.empty()) {  // uil_v1's line
       out += "- " + b.title + " | " + genres;
@@ -239,11 +331,8 @@ std::string render_behaviors(std::span<const BehaviorText> behaviors, float like
       if (rated) out += " | rated " + format_rating(b.rating);
       out += liked ? " (liked)" : " (not liked)";
     } else {
-      // {title} carries the year once: ML titles already end in "(1995)".
-      std::string title = b.title;
       const std::string year = b.year > 0 ? std::to_string(b.year) : std::string();
-      if (!year.empty() && title.find(year) == std::string::npos) title += " (" + year + ")";
-      out += substitute(line, {{"title", title},
+      out += substitute(line, {{"title", title_with_year(b)},
                                {"genres", genres},
                                {"year", year.empty() ? std::string("unknown") : year},
                                {"rating", rated ? format_rating(b.rating) : std::string("-")},
@@ -265,11 +354,19 @@ std::vector<ChatMessage> render_interest_prompt(const PromptTemplate& t,
   const std::string like = format_rating(like_threshold);
   const std::string prev = previous_summary.empty() ? std::string("none") : std::string(previous_summary);
   const std::string behaviors_text = rendered.empty() ? std::string("(none)") : rendered;
+  // The grouped forms are rendered only for a template that asks for them.
+  const bool grouped = t.user.find("{behaviors_by_rating}") != std::string::npos;
+  const bool profile = t.user.find("{genre_profile}") != std::string::npos;
+  std::string by_rating = grouped ? render_behaviors_by_rating(behaviors, like_threshold) : "";
+  if (grouped && by_rating.empty()) by_rating = "(none)";
+  const std::string genre_profile = profile ? render_genre_profile(behaviors) : "";
   std::vector<ChatMessage> m;
   m.push_back({"system", t.system});
   m.push_back({"user", substitute(t.user, {{"user", user_description},
                                            {"previous", prev},
                                            {"behaviors", behaviors_text},
+                                           {"behaviors_by_rating", by_rating},
+                                           {"genre_profile", genre_profile},
                                            {"count", count},
                                            {"like_threshold", like}})});
   return m;

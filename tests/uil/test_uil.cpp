@@ -1,5 +1,6 @@
-// UIL on the real default model (llama.cpp, Gemma 3 270M): the cascade, resumption after
-// SIGKILL, the truncation rule, item knowledge, and the pure prompt/parse code.
+// UIL on the real default model (llama.cpp, Gemma 3 270M): the cascade and its order,
+// resumption after SIGKILL, Ctrl-C of the CLI, the truncation rule, item knowledge, and the
+// pure prompt/parse code.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,7 +11,9 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -52,10 +55,12 @@ fs::path source_dir() { return fs::path(__FILE__).parent_path().parent_path().pa
 
 TEST(UilPrompt, BuiltinTemplatesAreTheConfigFiles) {
   const fs::path dir = source_dir() / "configs" / "prompts";
-  const PromptTemplate uil = load_template(dir / "uil_v2.json");
+  const PromptTemplate uil = load_template(dir / "uil_v3.json");
   const PromptTemplate item = load_template(dir / "item_v1.json");
-  EXPECT_EQ(uil.version, "uil_v2");
+  EXPECT_EQ(uil.version, "uil_v3");
   EXPECT_EQ(uil.hash(), builtin_interest_template().hash());
+  // Earlier versions still load, so their records stay explainable.
+  EXPECT_EQ(load_template(dir / "uil_v2.json").version, "uil_v2");
   // uil_v1 (no "behavior" line) still loads, hashes as before and round-trips.
   const PromptTemplate v1 = load_template(dir / "uil_v1.json");
   EXPECT_TRUE(v1.behavior.empty());
@@ -79,11 +84,11 @@ TEST(UilPrompt, RendersUserPreviousSummaryAndBehaviors) {
   const auto texts = behavior_texts(log, events);
   ASSERT_EQ(texts.size(), 2u);
   EXPECT_EQ(texts[0].title, std::string(testing::kLatin1TitleUtf8));
-  const auto m = render_interest_prompt(builtin_interest_template(), "male", "Loves noir.",
-                                        texts, 4.0f);
+  const PromptTemplate v2 = load_template(source_dir() / "configs/prompts/uil_v2.json");
+  const auto m = render_interest_prompt(v2, "male", "Loves noir.", texts, 4.0f);
   ASSERT_EQ(m.size(), 2u);
   EXPECT_EQ(m[0].role, "system");
-  EXPECT_EQ(m[0].content, builtin_interest_template().system);  // the shared prefix
+  EXPECT_EQ(m[0].content, v2.system);  // the shared prefix
   EXPECT_NE(m[1].content.find("Previous interest summary: Loves noir."), std::string::npos);
   // uil_v2's line: title (year added when the title lacks it) | genres | rating.
   EXPECT_NE(m[1].content.find("\n- " + texts[0].title + (texts[0].title.find(std::to_string(texts[0].year)) == std::string::npos ? " (" + std::to_string(texts[0].year) + ")" : std::string()) + " | "), std::string::npos);
@@ -97,10 +102,48 @@ TEST(UilPrompt, RendersUserPreviousSummaryAndBehaviors) {
   EXPECT_NE(v1[1].content.find("rated 5 (liked)"), std::string::npos);
   EXPECT_NE(v1[1].content.find("rated 2 (not liked)"), std::string::npos);
   EXPECT_TRUE(render_behaviors(texts, 4.0f, "{rating}:{liked}").ends_with("5:liked\n2:not liked"));
-  const auto first = render_interest_prompt(builtin_interest_template(), "male", "", texts, 4.0f);
+  const auto first = render_interest_prompt(v2, "male", "", texts, 4.0f);
   EXPECT_NE(first[1].content.find("Previous interest summary: none"), std::string::npos);
   EXPECT_NE(prompt_hash(m), prompt_hash(first));
   EXPECT_EQ(prompt_hash(m).size(), 16u);
+}
+
+TEST(UilPrompt, GroupsBehaviorsByRatingWithAGenreProfile) {
+  auto b = [](std::string title, int year, std::string genres, float rating, int8_t label = -1) {
+    return BehaviorText{std::move(title), std::move(genres), year, rating, label};
+  };
+  const std::vector<BehaviorText> rated = {
+      b("Heat (1995)", 1995, "Action, Crime, Thriller", 4), b("Fargo", 1996, "Crime, Drama", 5),
+      b("Jumanji (1995)", 1995, "Adventure, Children's", 1), b("Casino", 1995, "Drama", 4),
+      b("Babe", 0, "", 5)};
+  // Best rating first; within a rating, time order; the year added once; "star" for 1.
+  EXPECT_EQ(render_behaviors_by_rating(rated, 4.0f),
+            "5 stars: Fargo (1996); Babe\n4 stars: Heat (1995); Casino (1995)\n"
+            "1 star: Jumanji (1995)");
+  // Genres by count (ties keep first-seen order), mean rating to one decimal, top N.
+  EXPECT_EQ(render_genre_profile(rated),
+            "Crime 2 (4.5), Drama 2 (4.5), Action 1 (4.0), Thriller 1 (4.0), Adventure 1 (1.0), "
+            "Children's 1 (1.0)");
+  EXPECT_EQ(render_genre_profile(rated, 2), "Crime 2 (4.5), Drama 2 (4.5)");
+  EXPECT_EQ(render_genre_profile(std::vector<BehaviorText>{b("Babe", 0, "", 5)}), "unknown");
+  // Click logs: no rating, grouped by the label.
+  const std::vector<BehaviorText> clicks = {b("A", 0, "News", NAN, 0), b("B", 0, "News", NAN, 1),
+                                            b("C", 0, "Sport", NAN, 0)};
+  EXPECT_EQ(render_behaviors_by_rating(clicks, 4.0f), "liked: B\nnot liked: A; C");
+  EXPECT_EQ(render_genre_profile(clicks), "News 2, Sport 1");
+
+  // The built-in template (uil_v3) renders both, and the count and threshold.
+  const auto m = render_interest_prompt(builtin_interest_template(), "female", "", rated, 4.0f);
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_EQ(m[1].content,
+            "User profile: female\nPrevious interest summary: none\n"
+            "New ratings: 5 movies; 4 stars or more counts as liked.\n"
+            "Genres (movies, mean rating): Crime 2 (4.5), Drama 2 (4.5), Action 1 (4.0), "
+            "Thriller 1 (4.0), Adventure 1 (1.0), Children's 1 (1.0)\n"
+            "5 stars: Fargo (1996); Babe\n4 stars: Heat (1995); Casino (1995)\n"
+            "1 star: Jumanji (1995)");
+  const auto none = render_interest_prompt(builtin_interest_template(), "female", "", {}, 4.0f);
+  EXPECT_TRUE(none[1].content.ends_with("Genres (movies, mean rating): unknown\n(none)"));
 }
 
 TEST(UilPrompt, ParsesOutputAndRejectsBadOutput) {
@@ -183,7 +226,7 @@ TEST(UilCascade, SummarisesEveryPartitionInCascade) {
       EXPECT_FALSE(r.summary.empty());
       EXPECT_FALSE(r.shift.empty());
       EXPECT_EQ(r.model, engine.model_id());
-      EXPECT_EQ(r.template_version, "uil_v2");
+      EXPECT_EQ(r.template_version, t.version);
       EXPECT_EQ(r.template_hash, t.hash());
       EXPECT_EQ(r.prompt_hash.size(), 16u);
       EXPECT_GT(r.prompt_tokens, 0);
@@ -236,6 +279,39 @@ TEST(UilCascade, SummarisesEveryPartitionInCascade) {
 }
 
 // The child of the resume test: runs the cascade, printing "record U S" after each write.
+// The batch works on the first `parallel` unfinished users: a user outside them starts only
+// when one of them has finished, so a run stopped part-way leaves whole users learned.
+TEST(UilCascade, FinishesUsersInWorkOrder) {
+  TempDir dir("liber-uil");
+  const BehaviorLog log = testing::ingest_ml1m_fixture(dir / "data", dir / "store", 6, 8, 4);  // 6 x 2
+  LlmEngine& engine = shared_engine();  // parallel 4
+  auto store = open_rocksdb_store(dir / "store");
+  LearnOptions o = test_options();
+  o.max_tokens = 48;
+  std::vector<std::pair<std::string, uint32_t>> order;
+  o.on_record = [&](const InterestRecord& r) { order.emplace_back(r.user, r.seq); };
+  const CostReport cost = learn_interests(*store, log, engine, o);
+  ASSERT_EQ(order.size(), 12u);
+  EXPECT_EQ(cost.users, 6u);
+  // Index of the first record of users 5 and 6, and of the first user finished.
+  auto first_of = [&](const std::string& u) {
+    for (std::size_t i = 0; i < order.size(); ++i)
+      if (order[i].first == u) return i;
+    return order.size();
+  };
+  std::size_t first_finished = order.size();
+  for (std::size_t i = 0; i < order.size(); ++i)
+    if (order[i].second == 1) {
+      first_finished = i;
+      break;
+    }
+  ASSERT_LT(first_finished, order.size());
+  EXPECT_TRUE(order[first_finished].first >= "1" && order[first_finished].first <= "4")
+      << order[first_finished].first;
+  EXPECT_GT(first_of("5"), first_finished);
+  EXPECT_GT(first_of("6"), first_finished);
+}
+
 TEST(UilChild, DISABLED_Learn) {
   const char* data = std::getenv("LIBER_UIL_CHILD_DATA");
   const char* store_path = std::getenv("LIBER_UIL_CHILD_STORE");
@@ -305,6 +381,65 @@ TEST(UilResume, KilledRunLosesNothingAndRedoesNothing) {
   ASSERT_EQ(after.size(), 4u);
   for (const auto& [key, json] : survived) EXPECT_EQ(after.at(key), json);  // not recomputed
   for (const auto& [key, json] : after) EXPECT_TRUE(InterestRecord::from_json(json).ok) << json;
+}
+
+// The CLI: Ctrl-C (SIGINT) lets the in-flight partitions finish and be recorded, prints the
+// report and exits 130, so a script of stages stops there; a rerun finishes the rest.
+TEST(UilCli, InterruptedLearnExits130AndARerunFinishes) {
+  const char* cli = std::getenv("LIBER_TEST_CLI");
+  if (!cli) GTEST_SKIP() << "LIBER_TEST_CLI not set (run through ctest)";
+  TempDir dir("liber-uil");
+  testing::ingest_ml1m_fixture(dir / "data", dir / "store", 3, 12, 6);  // 6 partitions
+  const std::string data = (dir / "data").string(), st = (dir / "store").string();
+  auto args = [&] {
+    return std::vector<std::string>{cli,         "learn",        "--dataset",    "ml-1m",
+                                    "--data-dir", data,          "--store",      st,
+                                    "--no-items", "--quiet",     "--parallel",   "1",
+                                    "--context",  "2048",        "--max-tokens", "48"};
+  };
+  auto run = [&](bool interrupt) {
+    int fds[2];
+    if (::pipe(fds) != 0) throw std::runtime_error("pipe");
+    std::vector<std::string> a = args();
+    std::vector<char*> argv;
+    for (auto& x : a) argv.push_back(x.data());
+    argv.push_back(nullptr);
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::dup2(fds[1], 1);
+      ::close(fds[0]);
+      ::close(fds[1]);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    ::close(fds[1]);
+    FILE* in = ::fdopen(fds[0], "r");
+    char line[512];
+    while (std::fgets(line, sizeof line, in))
+      if (interrupt && std::strncmp(line, "record ", 7) == 0) {
+        ::kill(pid, SIGINT);
+        interrupt = false;
+      }
+    std::fclose(in);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return status;
+  };
+  const int stopped = run(true);
+  ASSERT_TRUE(WIFEXITED(stopped)) << stopped;
+  EXPECT_EQ(WEXITSTATUS(stopped), 130);
+  std::size_t kept = 0;
+  {
+    auto store = open_rocksdb_store(dir / "store");
+    kept = all_records(*store).size();
+  }
+  EXPECT_GE(kept, 1u);
+  EXPECT_LT(kept, 6u) << "the run finished before the interrupt";
+  const int rerun = run(false);
+  ASSERT_TRUE(WIFEXITED(rerun)) << rerun;
+  EXPECT_EQ(WEXITSTATUS(rerun), 0);
+  auto store = open_rocksdb_store(dir / "store");
+  EXPECT_EQ(all_records(*store).size(), 6u);
 }
 
 TEST(UilTruncation, DropsOldestBehaviorsToFitTheContext) {
