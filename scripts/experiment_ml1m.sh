@@ -41,7 +41,8 @@ $liber encode --store "$kar" --no-items
 
 stage "no-cascade: $nocascade_users of the users, each partition summarised alone  [$nocascade]"
 # The lowest ids of the learned users: a fixed subset once that many are learned.
-sort -n "$state/learned.txt" | head -n "$nocascade_users" > "$state/nocascade-users.txt"
+# (sed, not head: head would close the pipe early, and pipefail would end the script.)
+sort -n "$state/learned.txt" | sed -n "1,${nocascade_users}p" > "$state/nocascade-users.txt"
 $liber ingest "${data[@]}" --store "$nocascade" --quiet
 $liber learn "${data[@]}" --store "$nocascade" --no-cascade --user-list "$state/nocascade-users.txt" --no-items
 $liber encode --store "$nocascade" --no-items
