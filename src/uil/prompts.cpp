@@ -349,12 +349,13 @@ std::vector<ChatMessage> render_interest_prompt(const PromptTemplate& t,
                                                 std::string_view previous_summary,
                                                 std::span<const BehaviorText> behaviors,
                                                 float like_threshold) {
-  const std::string rendered = render_behaviors(behaviors, like_threshold, t.behavior);
+  // Each form of the behaviors is rendered only for a template that uses it.
+  const bool lines = t.user.find("{behaviors}") != std::string::npos;
+  const std::string rendered = lines ? render_behaviors(behaviors, like_threshold, t.behavior) : "";
   const std::string count = std::to_string(behaviors.size());
   const std::string like = format_rating(like_threshold);
   const std::string prev = previous_summary.empty() ? std::string("none") : std::string(previous_summary);
   const std::string behaviors_text = rendered.empty() ? std::string("(none)") : rendered;
-  // The grouped forms are rendered only for a template that asks for them.
   const bool grouped = t.user.find("{behaviors_by_rating}") != std::string::npos;
   const bool profile = t.user.find("{genre_profile}") != std::string::npos;
   std::string by_rating = grouped ? render_behaviors_by_rating(behaviors, like_threshold) : "";
