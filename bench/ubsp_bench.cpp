@@ -1,4 +1,4 @@
-// UBSP throughput on the MovieLens-1M stream (global time order): the in-memory Partitioner
+// The MovieLens-1M reader, and UBSP throughput on the MovieLens-1M stream (global time order): the in-memory Partitioner
 // (fixed K and the interest-shift rule), the RocksDB-backed Ingestor (batched atomic
 // writes), bytes of state per user, and the offline pandas baseline (bench/ubsp_pandas.py).
 //
@@ -94,6 +94,19 @@ void BM_DurableFixedK50(benchmark::State& state) {
   state.counters["wal_MB"] = wal / 1e6;
 }
 
+// The reader: the ratings, movies and users files of the data dir into a BehaviorLog (the
+// figure the unit tests used to bound; a timing belongs here, not in a test).
+void BM_ReadMovielens1m(benchmark::State& state) {
+  std::size_t events = 0;
+  for (auto _ : state) {
+    BehaviorLog log = read_movielens_1m(g_data_dir);
+    events = log.events.size();
+    benchmark::DoNotOptimize(log.events.data());
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * events));
+}
+
+BENCHMARK(BM_ReadMovielens1m)->Unit(benchmark::kMillisecond)->MinTime(1.0);
 BENCHMARK(BM_MemoryFixedK50)->Unit(benchmark::kMillisecond)->MinTime(1.0);
 BENCHMARK(BM_MemoryShift)->Unit(benchmark::kMillisecond)->MinTime(1.0);
 BENCHMARK(BM_DurableFixedK50)->Arg(4096)->Unit(benchmark::kMillisecond)->Iterations(3);

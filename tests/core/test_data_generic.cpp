@@ -6,6 +6,7 @@
 #include <string>
 
 #include "fixtures.h"
+#include "helpers/expect.h"
 #include "liber/data.h"
 #include "liber/error.h"
 
@@ -15,28 +16,10 @@ namespace fs = std::filesystem;
 using liber::Error;
 using liber::ErrorKind;
 using liber::testing::TempDir;
+using liber::testing::any_message_contains;
+using liber::testing::contains;
+using liber::testing::error_of;
 using liber::testing::write_file;
-
-std::string error_of(ErrorKind kind, const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), kind) << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "expected liber::Error(" << liber::to_string(kind) << ")";
-  return {};
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
-
-bool any_message_contains(const liber::ReadReport& r, const std::string& part) {
-  for (const auto& m : r.messages)
-    if (contains(m, part)) return true;
-  return false;
-}
 
 std::vector<std::string> values(const liber::Attribute& a, uint32_t row) {
   std::vector<std::string> out;

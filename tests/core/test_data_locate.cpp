@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <array>
-#include <chrono>
 #include <cstdlib>
 #include <functional>
 #include <optional>
@@ -12,6 +11,7 @@
 #include <vector>
 
 #include "fixtures.h"
+#include "helpers/expect.h"
 #include "liber/data.h"
 #include "liber/data/fetch.h"
 #include "liber/error.h"
@@ -22,6 +22,9 @@ namespace fs = std::filesystem;
 using liber::Error;
 using liber::ErrorKind;
 using liber::testing::TempDir;
+using liber::testing::any_message_contains;
+using liber::testing::contains;
+using liber::testing::error_of;
 using liber::testing::write_file;
 
 // Sets/unsets environment variables for one test and restores them afterwards.
@@ -51,21 +54,6 @@ class EnvGuard {
   }
   std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
 };
-
-std::string error_of(ErrorKind kind, const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), kind) << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "expected liber::Error(" << liber::to_string(kind) << ")";
-  return {};
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
 
 // Isolates a test from the developer's real cache and data dir.
 struct Sandbox {
@@ -203,11 +191,7 @@ TEST(DataLocate, UnknownDatasetCannotBeDownloaded) {
 
 TEST(DataDownload, NetworkFailureSaysWhatToDo) {
   Sandbox box;
-  const auto start = std::chrono::steady_clock::now();
   const auto msg = error_of(ErrorKind::Network, [&] { liber::locate_dataset("ml-1m", {}); });
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  EXPECT_LT(seconds, 15.0);  // connect timeout is 10 s; a refused port fails at once
   EXPECT_TRUE(contains(msg, "http://127.0.0.1:1/ml-1m.zip")) << msg;
   EXPECT_TRUE(contains(msg, "unzip")) << msg;
   EXPECT_TRUE(contains(msg, "--data-dir")) << msg;

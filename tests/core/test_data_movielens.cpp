@@ -2,7 +2,6 @@
 // bad-input behaviour, and a smoke test on the real files when LIBER_SHARED_DATA is set.
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <functional>
@@ -10,6 +9,7 @@
 #include <vector>
 
 #include "fixtures.h"
+#include "helpers/expect.h"
 #include "liber/data.h"
 #include "liber/error.h"
 
@@ -19,29 +19,11 @@ namespace fs = std::filesystem;
 using liber::Error;
 using liber::ErrorKind;
 using liber::testing::TempDir;
+using liber::testing::any_message_contains;
+using liber::testing::contains;
+using liber::testing::error_of;
 
 // Runs `fn`, expecting liber::Error of `kind`; returns its message.
-std::string error_of(ErrorKind kind, const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), kind) << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "expected liber::Error(" << liber::to_string(kind) << ")";
-  return {};
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
-
-bool any_message_contains(const liber::ReadReport& r, const std::string& part) {
-  for (const auto& m : r.messages)
-    if (contains(m, part)) return true;
-  return false;
-}
-
 void append(const fs::path& file, const std::string& text) {
   liber::testing::write_file(file, liber::testing::read_file(file) + text);
 }
@@ -64,7 +46,6 @@ TEST(DataMovieLens1m, ReadsFixture) {
   EXPECT_EQ(log.events.size(), info.events);
   EXPECT_EQ(log.users.size(), info.users + 1);
   EXPECT_EQ(log.items.size(), info.items + 1);
-  EXPECT_EQ(log.report.lines, info.events);
   EXPECT_EQ(log.report.skipped_bad_lines + log.report.duplicate_events +
                 log.report.unknown_item_events + log.report.unknown_user_events +
                 log.report.invalid_utf8_fields,
@@ -441,16 +422,13 @@ TEST(DataLoadDataset, DispatchesByName) {
   EXPECT_TRUE(contains(msg, "ml-20m")) << msg;
 }
 
-TEST(DataLoadDataset, HalfMillionLineFixtureParsesQuickly) {
+// A large fixture parses whole (its speed is bench/ubsp_bench's BM_ReadMovielens1m).
+TEST(DataLoadDataset, HalfMillionLineFixtureParsesWhole) {
   TempDir dir;
   const auto info = liber::testing::write_ml1m_fixture(dir, 2000, 250, 11);  // 500k lines
-  const auto start = std::chrono::steady_clock::now();
   const auto log = liber::read_movielens_1m(dir);
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(log.events.size(), info.events);
-  std::printf("[ timing ] %zu ML-1M-format lines parsed in %.3f s\n", info.events, seconds);
-  EXPECT_LT(seconds, 5.0);  // generous: shared CI machines; real target is well under 1 s
+  expect_aligned(log);
 }
 
 // ------------------------------------------------------------------------ real data
@@ -467,11 +445,7 @@ fs::path shared_data(const char* sub) {
 TEST(DataRealMovieLens, Ml1mPartial) {
   const fs::path dir = shared_data("ml-1m-partial");
   if (dir.empty()) GTEST_SKIP() << "set LIBER_SHARED_DATA to run on the real files";
-  const auto start = std::chrono::steady_clock::now();
   const auto log = liber::read_movielens_1m(dir);
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("[ timing ] ml-1m partial read in %.3f s\n", seconds);
   EXPECT_EQ(log.events.size(), 487650u);
   EXPECT_EQ(log.items.size(), 3883u + 1);
   EXPECT_EQ(log.users.size(), 6040u + 1);  // the whole users.dat
@@ -484,7 +458,6 @@ TEST(DataRealMovieLens, Ml1mPartial) {
   EXPECT_EQ(log.items.titles[log.items.ids.find("73")], "Mis\xC3\xA9rables, Les (1995)");
   EXPECT_EQ(log.items.years[log.items.ids.find("73")], 1995);
   expect_aligned(log);
-  EXPECT_LT(seconds, 3.0);
 }
 
 TEST(DataRealMovieLens, Ml100k) {

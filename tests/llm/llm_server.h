@@ -2,6 +2,8 @@
 // `python -m llama_cpp.server` from liber's venv ($LIBER_HOME, default ~/.cache/liber,
 // /venv/bin/python) serving the default model, started as a child process on a free
 // localhost port, stopped with SIGTERM then SIGKILL, and restartable on the same port.
+// LlmServer::scripted() is the same harness around tests/llm/status_server.py, a server
+// that answers scripted HTTP statuses (the retry rules' tests).
 #pragma once
 
 #include <arpa/inet.h>
@@ -16,6 +18,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -71,6 +74,13 @@ class LlmServer {
   }
 
   explicit LlmServer(std::vector<std::string> extra_args = {}) : extra_(std::move(extra_args)) {}
+
+  // tests/llm/status_server.py on the system python3 (needs no venv and no model).
+  static std::unique_ptr<LlmServer> scripted() {
+    auto s = std::make_unique<LlmServer>();
+    s->script_ = (std::filesystem::path(__FILE__).parent_path() / "status_server.py").string();
+    return s;
+  }
   ~LlmServer() { stop(); }
   LlmServer(const LlmServer&) = delete;
   LlmServer& operator=(const LlmServer&) = delete;
@@ -96,6 +106,7 @@ class LlmServer {
                                      "--n_threads", "2",
                                      "--verbose", "False"};
     args.insert(args.end(), extra_.begin(), extra_.end());
+    if (!script_.empty()) args = {"python3", script_, std::to_string(port_)};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -111,7 +122,7 @@ class LlmServer {
       }
       // Do not hand the test's sockets (e.g. in-flight client connections) to the server.
       for (int other = 3; other < 1024; ++other) ::close(other);
-      ::execv(argv[0], argv.data());
+      ::execvp(argv[0], argv.data());
       ::_exit(127);
     }
     pid_ = pid;
@@ -141,10 +152,14 @@ class LlmServer {
     return start(timeout_s);
   }
 
-  // GET /v1/models over a plain socket; true on "HTTP/1.x 200".
-  bool models_ok() const {
+  // GET /v1/models answers 200.
+  bool models_ok() const { return get("/v1/models").rfind("HTTP/1.1 200", 0) == 0; }
+
+  // GET `path` over a plain socket (Connection: close): the whole response, status line
+  // first, or "" when nothing answers within a second.
+  std::string get(const std::string& path) const {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return false;
+    if (fd < 0) return "";
     timeval tv{1, 0};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -152,17 +167,18 @@ class LlmServer {
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     a.sin_port = htons(static_cast<uint16_t>(port_));
-    bool ok = false;
+    std::string response;
     if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-      const std::string req = "GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+      const std::string req =
+          "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
       if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
-        char buf[64] = {};
-        ssize_t n = ::recv(fd, buf, sizeof buf - 1, 0);
-        ok = n >= 12 && std::string(buf, static_cast<std::size_t>(n)).rfind("HTTP/1.1 200", 0) == 0;
+        char buf[4096];
+        ssize_t n;
+        while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) response.append(buf, static_cast<std::size_t>(n));
       }
     }
     ::close(fd);
-    return ok;
+    return response;
   }
 
  private:
@@ -183,6 +199,7 @@ class LlmServer {
   }
 
   std::vector<std::string> extra_;
+  std::string script_;  // scripted(): the status server instead of llama_cpp.server
   int port_ = 0;
   pid_t pid_ = -1;
   std::string log_;
