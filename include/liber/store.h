@@ -2,21 +2,12 @@
 // reads, multi-get, ordered prefix scans, atomic write batches across column families) and
 // its one implementation on RocksDB.
 //
-// Column families (fixed set, created on open):
-//   meta        dataset identity, format version, partition rule
-//   events      dedup keys of every event ever accepted or recorded late
-//   caches      per-user short-term cache + partitioner state
-//   partitions  closed partitions; key = user key + big-endian seq, so a prefix scan lists a
-//               user's partitions in order
-//   late        events rejected as late, with the reason
-//   progress    per-stream ingest offset + counters
-//   interests   UIL interest records; key = partition key (user key + big-endian seq)
-//   item_knowledge  UIL item descriptions, keyed by external item id
-//   llm_cache   LLM outputs keyed by hash(model, generation params, prompt)
-//   knowledge_vectors  UIF encoder vectors of interest records and item descriptions
-// A store written before a family existed gains it on the next read-write open; a
-// read-only open of such a store sees the missing family as empty.
-//
+// Column families are named key spaces. The store knows no stage: each stage declares the
+// families it owns (a Family constant in its own header) and the store opens every family
+// it finds on disk and creates one the first time a batch writes to it. A read of a family
+// the store does not have sees it empty. The store's own families:
+//   meta      store identity and stage settings
+//   progress  per-stage bookkeeping (ingest offsets, run reports), keys prefixed by stage
 // Durability: writes go through the WAL; `sync` (per write) fsyncs it. Without sync a
 // process crash (SIGKILL) loses nothing that write() returned from; an OS crash or power
 // loss may lose the last unsynced writes, never a part of one batch.
@@ -34,13 +25,12 @@
 
 namespace liber {
 
-enum class Family : uint8_t {
-  Meta = 0, Events, Caches, Partitions, Late, Progress,
-  Interests, ItemKnowledge, LlmCache,  // UIL (liber/uil.h)
-  Vectors                              // UIF (liber/uif.h)
+// A column family by name (letters, digits, '_'; not "default").
+struct Family {
+  std::string_view name;
 };
-inline constexpr int kFamilyCount = 10;
-const char* to_string(Family family);
+inline constexpr Family kMetaFamily{"meta"};
+inline constexpr Family kProgressFamily{"progress"};
 
 // Puts and deletes, applied all-or-nothing by Store::write.
 class WriteBatch {
@@ -83,6 +73,8 @@ class Store {
   virtual void flush() = 0;
   virtual StoreSize size() = 0;
   virtual const std::filesystem::path& path() const = 0;
+  // The families present (on disk or created since open), sorted.
+  virtual std::vector<std::string> families() = 0;
 };
 
 // Opens (creating if allowed) a RocksDB store at `path`. Throws liber::Error naming the

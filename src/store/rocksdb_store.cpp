@@ -1,7 +1,12 @@
-// Store on RocksDB: one column family per liber::Family, WAL on, sync per write optional.
+// Store on RocksDB: one column family per liber::Family name, opened when found on disk and
+// created on first write; WAL on, sync per write optional.
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <map>
+#include <mutex>
+#include <shared_mutex>
 #include <filesystem>
 #include <system_error>
 
@@ -19,34 +24,21 @@ namespace liber {
 
 namespace fs = std::filesystem;
 
-const char* to_string(Family family) {
-  switch (family) {
-    case Family::Meta: return "meta";
-    case Family::Events: return "events";
-    case Family::Caches: return "caches";
-    case Family::Partitions: return "partitions";
-    case Family::Late: return "late";
-    case Family::Progress: return "progress";
-    case Family::Interests: return "interests";
-    case Family::ItemKnowledge: return "item_knowledge";
-    case Family::LlmCache: return "llm_cache";
-    case Family::Vectors: return "knowledge_vectors";
-  }
-  return "?";
-}
-
 namespace {
 
 rocksdb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
 
+// Resolves a family name to its handle; `create` makes a missing one (read-write only).
+using FamilyResolver = std::function<rocksdb::ColumnFamilyHandle*(std::string_view, bool create)>;
+
 class RocksBatch final : public WriteBatch {
  public:
-  explicit RocksBatch(const std::vector<rocksdb::ColumnFamilyHandle*>& cfs) : cfs_(cfs) {}
+  explicit RocksBatch(FamilyResolver resolve) : resolve_(std::move(resolve)) {}
   void put(Family f, std::string_view key, std::string_view value) override {
-    check(batch_.Put(cfs_[static_cast<int>(f)], slice(key), slice(value)));
+    check(batch_.Put(resolve_(f.name, true), slice(key), slice(value)));
   }
   void del(Family f, std::string_view key) override {
-    check(batch_.Delete(cfs_[static_cast<int>(f)], slice(key)));
+    check(batch_.Delete(resolve_(f.name, true), slice(key)));
   }
   std::size_t count() const override { return batch_.Count(); }
   std::size_t bytes() const override { return batch_.GetDataSize(); }
@@ -57,7 +49,7 @@ class RocksBatch final : public WriteBatch {
   static void check(const rocksdb::Status& s) {
     if (!s.ok()) throw Error(ErrorKind::Internal, "write batch: " + s.ToString());
   }
-  const std::vector<rocksdb::ColumnFamilyHandle*>& cfs_;
+  FamilyResolver resolve_;
   rocksdb::WriteBatch batch_;
 };
 
@@ -73,38 +65,33 @@ class RocksStore final : public Store {
     options.keep_log_file_num = 3;
     rocksdb::BlockBasedTableOptions table;
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-    rocksdb::ColumnFamilyOptions cf(options);
-    cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-    cf.compression = rocksdb::kLZ4Compression;
+    cf_options_ = rocksdb::ColumnFamilyOptions(options);
+    cf_options_.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+    cf_options_.compression = rocksdb::kLZ4Compression;
+    // Every family already on disk (RocksDB must open them all), plus the store's own.
+    std::vector<std::string> names;
+    std::error_code ec;
+    const bool exists = fs::exists(path / "CURRENT", ec);
+    if (opt.read_only && !exists)
+      throw Error(ErrorKind::Io, fmt::format("no liber state store at {}", path.string()));
+    if (exists) {
+      const rocksdb::Status listed = rocksdb::DB::ListColumnFamilies(options, path.string(), &names);
+      if (!listed.ok())
+        throw Error(ErrorKind::Io, fmt::format("cannot open the state store at {}: {}",
+                                               path.string(), listed.ToString()));
+    }
+    for (const Family own : {kMetaFamily, kProgressFamily})
+      if (!opt.read_only && std::find(names.begin(), names.end(), own.name) == names.end())
+        names.emplace_back(own.name);
     std::vector<rocksdb::ColumnFamilyDescriptor> families;
-    families.emplace_back(rocksdb::kDefaultColumnFamilyName, cf);
-    for (int f = 0; f < kFamilyCount; ++f)
-      families.emplace_back(to_string(static_cast<Family>(f)), cf);
+    families.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_options_);
+    for (const auto& n : names)
+      if (n != rocksdb::kDefaultColumnFamilyName) families.emplace_back(n, cf_options_);
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* db = nullptr;
-    rocksdb::Status s;
-    // Families a read-only open finds on disk (a store older than a family lacks it).
-    std::vector<int> present;
-    for (int f = 0; f < kFamilyCount; ++f) present.push_back(f);
-    if (opt.read_only) {
-      std::error_code ec;
-      if (!fs::exists(path / "CURRENT", ec))
-        throw Error(ErrorKind::Io, fmt::format("no liber state store at {}", path.string()));
-      std::vector<std::string> existing;
-      if (rocksdb::DB::ListColumnFamilies(options, path.string(), &existing).ok()) {
-        std::vector<rocksdb::ColumnFamilyDescriptor> kept{families[0]};
-        present.clear();
-        for (int f = 0; f < kFamilyCount; ++f)
-          if (std::find(existing.begin(), existing.end(), families[f + 1].name) != existing.end()) {
-            kept.push_back(families[f + 1]);
-            present.push_back(f);
-          }
-        families = std::move(kept);
-      }
-      s = rocksdb::DB::OpenForReadOnly(options, path.string(), families, &handles, &db);
-    } else {
-      s = rocksdb::DB::Open(options, path.string(), families, &handles, &db);
-    }
+    const rocksdb::Status s =
+        opt.read_only ? rocksdb::DB::OpenForReadOnly(options, path.string(), families, &handles, &db)
+                      : rocksdb::DB::Open(options, path.string(), families, &handles, &db);
     if (!s.ok()) {
       std::string hint;
       if (s.IsIOError() && s.ToString().find("lock") != std::string::npos)
@@ -116,22 +103,21 @@ class RocksStore final : public Store {
     }
     db_.reset(db);
     default_ = handles[0];
-    cfs_.assign(kFamilyCount, nullptr);
-    for (std::size_t i = 0; i < present.size(); ++i) cfs_[present[i]] = handles[i + 1];
+    for (std::size_t i = 1; i < handles.size(); ++i) cfs_.emplace(families[i].name, handles[i]);
   }
 
   ~RocksStore() override {
     if (!db_) return;
-    for (auto* h : cfs_)
-      if (h) db_->DestroyColumnFamilyHandle(h);
+    for (auto& [name, h] : cfs_) db_->DestroyColumnFamilyHandle(h);
     db_->DestroyColumnFamilyHandle(default_);
     db_->Close();
   }
 
   std::optional<std::string> get(Family f, std::string_view key) override {
-    if (!cf(f)) return std::nullopt;  // family absent from a read-only older store
+    auto* h = find(f.name);
+    if (!h) return std::nullopt;  // never written: empty
     std::string value;
-    rocksdb::Status s = db_->Get(read_opts_, cf(f), slice(key), &value);
+    rocksdb::Status s = db_->Get(read_opts_, h, slice(key), &value);
     if (s.IsNotFound()) return std::nullopt;
     check(s, "read");
     return value;
@@ -139,11 +125,12 @@ class RocksStore final : public Store {
 
   std::vector<std::optional<std::string>> multi_get(Family f,
                                                     std::span<const std::string> keys) override {
-    if (!cf(f)) return std::vector<std::optional<std::string>>(keys.size());
+    auto* h = find(f.name);
+    if (!h) return std::vector<std::optional<std::string>>(keys.size());
     std::vector<rocksdb::Slice> slices;
     slices.reserve(keys.size());
     for (const auto& k : keys) slices.emplace_back(k);
-    std::vector<rocksdb::ColumnFamilyHandle*> handles(keys.size(), cf(f));
+    std::vector<rocksdb::ColumnFamilyHandle*> handles(keys.size(), h);
     std::vector<std::string> values;
     std::vector<rocksdb::Status> st = db_->MultiGet(read_opts_, handles, slices, &values);
     std::vector<std::optional<std::string>> out(keys.size());
@@ -157,8 +144,9 @@ class RocksStore final : public Store {
 
   void scan(Family f, std::string_view prefix,
             const std::function<bool(std::string_view, std::string_view)>& fn) override {
-    if (!cf(f)) return;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read_opts_, cf(f)));
+    auto* h = find(f.name);
+    if (!h) return;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read_opts_, h));
     for (it->Seek(slice(prefix)); it->Valid(); it->Next()) {
       const rocksdb::Slice k = it->key();
       if (!k.starts_with(slice(prefix))) break;
@@ -168,7 +156,10 @@ class RocksStore final : public Store {
     check(it->status(), "scan");
   }
 
-  std::unique_ptr<WriteBatch> new_batch() override { return std::make_unique<RocksBatch>(cfs_); }
+  std::unique_ptr<WriteBatch> new_batch() override {
+    return std::make_unique<RocksBatch>(
+        [this](std::string_view name, bool create) { return create ? family(name) : find(name); });
+  }
 
   void write(WriteBatch& batch, bool sync) override {
     if (read_only_)
@@ -182,14 +173,14 @@ class RocksStore final : public Store {
   void flush() override {
     if (read_only_) return;
     rocksdb::FlushOptions fo;
-    for (auto* h : cfs_)
-      if (h) check(db_->Flush(fo, h), "flush");
+    std::shared_lock lock(mutex_);
+    for (auto& [name, h] : cfs_) check(db_->Flush(fo, h), "flush");
   }
 
   StoreSize size() override {
     StoreSize out;
-    for (auto* h : cfs_) {
-      if (!h) continue;
+    std::shared_lock lock(mutex_);
+    for (auto& [name, h] : cfs_) {
       uint64_t v = 0;
       if (db_->GetIntProperty(h, rocksdb::DB::Properties::kLiveSstFilesSize, &v))
         out.sst_bytes += v;
@@ -204,8 +195,39 @@ class RocksStore final : public Store {
 
   const fs::path& path() const override { return path_; }
 
+  std::vector<std::string> families() override {
+    std::shared_lock lock(mutex_);
+    std::vector<std::string> out;
+    for (const auto& [name, h] : cfs_) out.push_back(name);
+    return out;  // std::map: sorted
+  }
+
  private:
-  rocksdb::ColumnFamilyHandle* cf(Family f) const { return cfs_[static_cast<int>(f)]; }
+  // The family's handle, or null when the store does not have it.
+  rocksdb::ColumnFamilyHandle* find(std::string_view name) {
+    std::shared_lock lock(mutex_);
+    auto it = cfs_.find(name);
+    return it == cfs_.end() ? nullptr : it->second;
+  }
+
+  // The family's handle, created when missing (a write to it).
+  rocksdb::ColumnFamilyHandle* family(std::string_view name) {
+    if (auto* h = find(name)) return h;
+    if (read_only_)
+      throw Error(ErrorKind::Io,
+                  fmt::format("the state store at {} is open read-only", path_.string()));
+    const bool valid = !name.empty() && name != rocksdb::kDefaultColumnFamilyName &&
+                       std::all_of(name.begin(), name.end(), [](char c) {
+                         return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+                       });
+    LIBER_ASSERT(valid);  // family names are constants in the code
+    std::unique_lock lock(mutex_);
+    if (auto it = cfs_.find(name); it != cfs_.end()) return it->second;
+    rocksdb::ColumnFamilyHandle* h = nullptr;
+    check(db_->CreateColumnFamily(cf_options_, std::string(name), &h), "create family");
+    cfs_.emplace(std::string(name), h);
+    return h;
+  }
 
   void check(const rocksdb::Status& s, const char* what) const {
     if (!s.ok())
@@ -236,7 +258,9 @@ class RocksStore final : public Store {
   bool read_only_;
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::ColumnFamilyHandle* default_ = nullptr;
-  std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
+  rocksdb::ColumnFamilyOptions cf_options_;
+  std::shared_mutex mutex_;  // guards cfs_ (a write may create a family)
+  std::map<std::string, rocksdb::ColumnFamilyHandle*, std::less<>> cfs_;
   rocksdb::ReadOptions read_opts_;
 };
 

@@ -9,87 +9,10 @@
 
 namespace liber::ubsp {
 
-void put_varint(std::string& out, uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7F) | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-}
-
-void put_be32(std::string& out, uint32_t v) {
-  for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<char>((v >> s) & 0xFF));
-}
-void put_be64(std::string& out, uint64_t v) {
-  for (int s = 56; s >= 0; s -= 8) out.push_back(static_cast<char>((v >> s) & 0xFF));
-}
-
-void Reader::corrupt() const {
-  throw Error(ErrorKind::Internal, fmt::format("corrupt UBSP state ({})", what_));
-}
-
-uint64_t Reader::varint() {
-  uint64_t v = 0;
-  for (int shift = 0; shift < 64; shift += 7) {
-    if (d_.empty()) corrupt();
-    const auto b = static_cast<uint8_t>(d_.front());
-    d_.remove_prefix(1);
-    v |= static_cast<uint64_t>(b & 0x7F) << shift;
-    if (!(b & 0x80)) return v;
-  }
-  corrupt();
-}
-
-uint8_t Reader::byte() {
-  if (d_.empty()) corrupt();
-  const auto b = static_cast<uint8_t>(d_.front());
-  d_.remove_prefix(1);
-  return b;
-}
-
-uint32_t Reader::be32() {
-  const std::string_view b = bytes(4);
-  uint32_t v = 0;
-  for (char c : b) v = (v << 8) | static_cast<uint8_t>(c);
-  return v;
-}
-
-uint64_t Reader::be64() {
-  const std::string_view b = bytes(8);
-  uint64_t v = 0;
-  for (char c : b) v = (v << 8) | static_cast<uint8_t>(c);
-  return v;
-}
-
-std::string_view Reader::bytes(std::size_t n) {
-  if (d_.size() < n) corrupt();
-  std::string_view out = d_.substr(0, n);
-  d_.remove_prefix(n);
-  return out;
-}
-
-std::string user_key(std::string_view user) {
-  std::string k;
-  k.reserve(user.size() + 1);
-  put_lp(k, user);
-  return k;
-}
-
 void append_event_key(std::string& key, std::string_view user, std::string_view item, int64_t ts) {
   put_lp(key, user);
   put_lp(key, item);
   put_be64(key, static_cast<uint64_t>(ts) ^ (uint64_t{1} << 63));
-}
-
-std::string partition_key(std::string_view user, uint32_t seq) {
-  std::string k = user_key(user);
-  put_be32(k, seq);
-  return k;
-}
-
-std::string_view user_of_key(std::string_view key) {
-  Reader r(key, "key");
-  return r.lp();
 }
 
 // Tag byte: bits 0-1 = label + 1; bits 2-3 = rating kind (0 NaN, 1 half-steps byte, 2 float).
@@ -118,7 +41,7 @@ void put_event(std::string& out, std::string_view item, int64_t ts, int64_t prev
   }
 }
 
-StoredEvent get_event(Reader& r, int64_t prev_ts) {
+StoredEvent get_event(ByteReader& r, int64_t prev_ts) {
   StoredEvent e;
   e.item = std::string(r.lp());
   e.ts = prev_ts + r.zigzag();
@@ -153,10 +76,10 @@ std::string encode_partition(const Partition& p, const ItemCatalog& items) {
 
 StoredPartition decode_partition(std::string_view key, std::string_view value) {
   StoredPartition p;
-  Reader k(key, "partition key");
+  ByteReader k(key, "partition key");
   p.user = std::string(k.lp());
   p.seq = k.be32();
-  Reader r(value, "partition");
+  ByteReader r(value, "partition");
   if (r.byte() != kValueVersion) r.corrupt();
   const uint8_t reason = r.byte();
   if (reason >= kCloseReasonCount) r.corrupt();
@@ -192,7 +115,7 @@ std::string encode_cache(const UserState& st, const ItemCatalog& items) {
 StoredCache decode_cache(std::string_view key, std::string_view value) {
   StoredCache c;
   c.user = std::string(user_of_key(key));
-  Reader r(value, "cache");
+  ByteReader r(value, "cache");
   if (r.byte() != kValueVersion) r.corrupt();
   c.next_seq = static_cast<uint32_t>(r.varint());
   c.newest_ts = r.zigzag();
@@ -205,14 +128,6 @@ StoredCache decode_cache(std::string_view key, std::string_view value) {
     prev = c.events.back().ts;
   }
   return c;
-}
-
-uint64_t fnv1a(std::string_view s, uint64_t h) {
-  for (char c : s) {
-    h ^= static_cast<uint8_t>(c);
-    h *= 1099511628211ULL;
-  }
-  return h;
 }
 
 }  // namespace liber::ubsp

@@ -28,7 +28,7 @@ bool StoredPartition::operator==(const StoredPartition& o) const {
 
 std::vector<StoredPartition> read_partitions(Store& store, std::string_view user) {
   std::vector<StoredPartition> out;
-  store.scan(Family::Partitions, user_key(user), [&](std::string_view k, std::string_view v) {
+  store.scan(kPartitions, user_key(user), [&](std::string_view k, std::string_view v) {
     out.push_back(decode_partition(k, v));
     return true;
   });
@@ -37,20 +37,20 @@ std::vector<StoredPartition> read_partitions(Store& store, std::string_view user
 
 std::optional<StoredCache> read_cache(Store& store, std::string_view user) {
   const std::string k = user_key(user);
-  auto v = store.get(Family::Caches, k);
+  auto v = store.get(kCaches, k);
   if (!v) return std::nullopt;
   return decode_cache(k, *v);
 }
 
 void for_each_partition(Store& store, const std::function<void(const StoredPartition&)>& fn) {
-  store.scan(Family::Partitions, "", [&](std::string_view k, std::string_view v) {
+  store.scan(kPartitions, "", [&](std::string_view k, std::string_view v) {
     fn(decode_partition(k, v));
     return true;
   });
 }
 
 void for_each_cache(Store& store, const std::function<void(const StoredCache&)>& fn) {
-  store.scan(Family::Caches, "", [&](std::string_view k, std::string_view v) {
+  store.scan(kCaches, "", [&](std::string_view k, std::string_view v) {
     fn(decode_cache(k, v));
     return true;
   });
@@ -58,10 +58,10 @@ void for_each_cache(Store& store, const std::function<void(const StoredCache&)>&
 
 std::vector<StoredLate> read_late(Store& store) {
   std::vector<StoredLate> out;
-  store.scan(Family::Late, "", [&](std::string_view k, std::string_view v) {
+  store.scan(kLate, "", [&](std::string_view k, std::string_view v) {
     StoredLate l;
     l.user = std::string(user_of_key(k));
-    Reader r(v, "late");
+    ByteReader r(v, "late");
     const uint8_t reason = r.byte();
     if (reason != static_cast<uint8_t>(AddStatus::LateClosed) &&
         reason != static_cast<uint8_t>(AddStatus::LateWindow))

@@ -10,50 +10,66 @@ namespace {
 
 using testing::TempDir;
 
+// Families of no stage: the store must take any name.
+constexpr Family kApples{"apples"};
+constexpr Family kPears{"pears"};
+constexpr Family kNeverWritten{"never_written"};
+
 TEST(Store, RoundTripAcrossFamiliesAndReopen) {
   TempDir dir("liber-store");
   const auto path = dir / "state";
   {
     auto s = open_rocksdb_store(path);
     auto b = s->new_batch();
-    b->put(Family::Meta, "k", "meta");
-    b->put(Family::Events, "k", "events");
-    b->put(Family::Partitions, std::string("u\x00\x01", 3), "p1");
-    b->put(Family::Partitions, std::string("u\x00\x00", 3), "p0");
-    b->put(Family::Partitions, "v", "other");
-    b->del(Family::Events, "gone");
+    b->put(kMetaFamily, "k", "meta");
+    b->put(kApples, "k", "events");
+    b->put(kPears, std::string("u\x00\x01", 3), "p1");
+    b->put(kPears, std::string("u\x00\x00", 3), "p0");
+    b->put(kPears, "v", "other");
+    b->del(kApples, "gone");
     EXPECT_EQ(b->count(), 6u);
     s->write(*b, true);
-    EXPECT_EQ(s->get(Family::Meta, "k").value(), "meta");
-    EXPECT_EQ(s->get(Family::Events, "k").value(), "events");
-    EXPECT_FALSE(s->get(Family::Caches, "k").has_value());
+    EXPECT_EQ(s->get(kMetaFamily, "k").value(), "meta");
+    EXPECT_EQ(s->get(kApples, "k").value(), "events");
+    EXPECT_FALSE(s->get(kNeverWritten, "k").has_value());
+    // Created by the first write, not by a read.
+    EXPECT_EQ(s->families(), (std::vector<std::string>{"apples", "meta", "pears", "progress"}));
   }
   auto s = open_rocksdb_store(path, {.read_only = true});
-  EXPECT_EQ(s->get(Family::Events, "k").value(), "events");
+  EXPECT_EQ(s->get(kApples, "k").value(), "events");
   std::vector<std::string> seen;
-  s->scan(Family::Partitions, "u", [&](std::string_view, std::string_view v) {
+  s->scan(kPears, "u", [&](std::string_view, std::string_view v) {
     seen.emplace_back(v);
     return true;
   });
   EXPECT_EQ(seen, (std::vector<std::string>{"p0", "p1"}));
   std::vector<std::string> keys = {"k", "missing"};
-  auto got = s->multi_get(Family::Meta, keys);
+  auto got = s->multi_get(kMetaFamily, keys);
   ASSERT_EQ(got.size(), 2u);
   EXPECT_EQ(got[0].value(), "meta");
   EXPECT_FALSE(got[1].has_value());
+  EXPECT_EQ(s->families(), (std::vector<std::string>{"apples", "meta", "pears", "progress"}));
+  // A read-only store sees an unknown family as empty and cannot write at all.
+  EXPECT_FALSE(s->get(kNeverWritten, "k").has_value());
+  EXPECT_FALSE(s->multi_get(kNeverWritten, keys)[0].has_value());
+  s->scan(kNeverWritten, "", [](std::string_view, std::string_view) {
+    ADD_FAILURE() << "an unknown family is empty";
+    return true;
+  });
   auto b = s->new_batch();
-  b->put(Family::Meta, "x", "y");
+  b->put(kMetaFamily, "x", "y");
   EXPECT_THROW(s->write(*b), Error);
+  EXPECT_THROW(s->new_batch()->put(kNeverWritten, "x", "y"), Error);
 }
 
 TEST(Store, ScanStopsWhenAsked) {
   TempDir dir("liber-store");
   auto s = open_rocksdb_store(dir / "state");
   auto b = s->new_batch();
-  for (int i = 0; i < 10; ++i) b->put(Family::Late, "a" + std::to_string(i), "v");
+  for (int i = 0; i < 10; ++i) b->put(kApples, "a" + std::to_string(i), "v");
   s->write(*b);
   int n = 0;
-  s->scan(Family::Late, "", [&](std::string_view, std::string_view) { return ++n < 3; });
+  s->scan(kApples, "", [&](std::string_view, std::string_view) { return ++n < 3; });
   EXPECT_EQ(n, 3);
 }
 

@@ -5,62 +5,39 @@
 #include <string>
 #include <string_view>
 
+#include "liber/common/bytes.h"
+#include "liber/common/hash.h"
+#include "liber/store.h"
 #include "liber/ubsp.h"
 
 namespace liber::ubsp {
 
 inline constexpr uint8_t kValueVersion = 1;
 
-void put_varint(std::string& out, uint64_t v);
-inline void put_zigzag(std::string& out, int64_t v) {
-  put_varint(out, (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
-}
-void put_be32(std::string& out, uint32_t v);
-void put_be64(std::string& out, uint64_t v);
-inline void put_lp(std::string& out, std::string_view s) {
-  put_varint(out, s.size());
-  out.append(s);
-}
+// UBSP's column families (layout in include/liber/ubsp.h); meta and progress are the store's.
+inline constexpr Family kEvents{"events"};          // dedup keys of every event seen
+inline constexpr Family kCaches{"caches"};          // per-user short-term cache
+inline constexpr Family kPartitions{"partitions"};  // closed partitions
+inline constexpr Family kLate{"late"};              // events rejected as late, with why
+inline constexpr Family kItems{"items"};            // the item catalog, by row
+inline constexpr Family kUsers{"users"};            // the user table, by row
+inline constexpr Family kDerivedPartitions{"derived_partitions"};  // partition sets but "ubsp"
 
-// Reads from a view, advancing it; throws Error(Internal) "corrupt state" on truncation.
-class Reader {
- public:
-  explicit Reader(std::string_view data, const char* what) : d_(data), what_(what) {}
-  uint64_t varint();
-  int64_t zigzag() {
-    const uint64_t u = varint();
-    return static_cast<int64_t>((u >> 1) ^ (~(u & 1) + 1));
-  }
-  uint8_t byte();
-  uint32_t be32();
-  uint64_t be64();
-  std::string_view bytes(std::size_t n);
-  std::string_view lp() { return bytes(varint()); }
-  bool done() const { return d_.empty(); }
-  [[noreturn]] void corrupt() const;
-
- private:
-  std::string_view d_;
-  const char* what_;
-};
-
-// Keys.
-std::string user_key(std::string_view user);
+// Keys (user_key, user_seq_key and user_of_key are common/bytes.h's): events are keyed by
+// (user, item, ts), partitions by user_seq_key(user, seq), caches by user_key(user).
 void append_event_key(std::string& key, std::string_view user, std::string_view item, int64_t ts);
-std::string partition_key(std::string_view user, uint32_t seq);
-// Splits a partitions/caches key back into the user id.
-std::string_view user_of_key(std::string_view key);
+inline std::string partition_key(std::string_view user, uint32_t seq) {
+  return user_seq_key(user, seq);
+}
 
 // Events inside values: the encoder takes the external item id of each event.
 void put_event(std::string& out, std::string_view item, int64_t ts, int64_t prev_ts, float rating,
                int8_t label);
-StoredEvent get_event(Reader& r, int64_t prev_ts);
+StoredEvent get_event(ByteReader& r, int64_t prev_ts);
 
 std::string encode_partition(const Partition& p, const ItemCatalog& items);
 StoredPartition decode_partition(std::string_view key, std::string_view value);
 std::string encode_cache(const UserState& st, const ItemCatalog& items);
 StoredCache decode_cache(std::string_view key, std::string_view value);
-
-uint64_t fnv1a(std::string_view s, uint64_t h = 1469598103934665603ULL);
 
 }  // namespace liber::ubsp

@@ -1,0 +1,12 @@
+// UIL's column families (layout in include/liber/uil.h).
+#pragma once
+
+#include "liber/store.h"
+
+namespace liber::uil {
+
+inline constexpr Family kInterests{"interests"};            // interest records
+inline constexpr Family kItemKnowledge{"item_knowledge"};   // item descriptions
+inline constexpr Family kLlmCache{"llm_cache"};             // outputs by prompt hash
+
+}  // namespace liber::uil
