@@ -25,17 +25,19 @@ namespace {
 constexpr int64_t kBatch = 1024, kSlots = 16, kRows = 5000, kWidth = 1280, kHistory = 10;
 constexpr int kThreads = 2;
 
-liber::InterestInput interest_input(const std::string& fusion) {
+liber::uif::FuseTable fuse_table() {
   std::mt19937_64 rng(7);
   std::normal_distribution<float> n(0, 1);
   auto table = std::make_shared<std::vector<float>>(static_cast<std::size_t>(kRows * kWidth));
   for (float& v : *table) v = n(rng);
-  liber::InterestInput in;
-  in.width = static_cast<int>(kWidth);
-  in.slots = static_cast<int>(kSlots);
-  in.fusion = fusion;
-  in.vectors = std::move(table);
-  return in;
+  return {std::move(table), static_cast<int>(kWidth)};
+}
+
+liber::FuseConfig fuse_config(const std::string& fusion) {
+  liber::FuseConfig c;
+  c.slots = static_cast<int>(kSlots);
+  c.fusion = fusion;
+  return c;
 }
 
 // Right-aligned visible partitions, 0..16 per sample (mean ~ 10), like the experiment's.
@@ -53,13 +55,13 @@ torch::Tensor partition_rows() {
 void FuseLayerStep(benchmark::State& state, const std::string& fusion) {
   liber::set_compute_threads(kThreads);
   torch::manual_seed(1);
-  liber::uif::FuseLayer fuse(interest_input(fusion), 16);
+  liber::uif::FuseLayer fuse(fuse_table(), fuse_config(fusion), 16);
   const torch::Tensor rows = partition_rows();
   const torch::Tensor query = torch::randn({kBatch, 16}, torch::requires_grad());
   const torch::Tensor weight = torch::randn({kBatch, fuse->output_dim()});
   for (auto _ : state) {
     fuse->zero_grad();
-    (fuse->forward(rows, query) * weight).sum().backward();
+    (fuse->fuse(rows, query) * weight).sum().backward();
   }
   state.SetItemsProcessed(state.iterations() * kBatch);
 }
@@ -72,7 +74,7 @@ liber::FeatureSchema schema(const std::string& fusion) {
   s.sequences = {{"genres", 19, 6, ""}, {"history", 3900, static_cast<int>(kHistory), "item_id"}};
   s.target_item_field = 1;
   s.history_field = 1;
-  if (!fusion.empty()) s.interests = interest_input(fusion);
+  if (!fusion.empty()) s.side = liber::uif::fuse_plug(fuse_table(), fuse_config(fusion));
   return s;
 }
 
@@ -85,7 +87,7 @@ liber::ctr::Batch batch_for(const liber::FeatureSchema& s) {
   cols.clear();
   for (const auto& f : s.sequences) cols.push_back(torch::randint(0, f.vocab, {kBatch, f.length}, torch::kLong));
   b.sequences = torch::cat(cols, 1);
-  if (s.interests.width > 0) b.partitions = partition_rows();
+  if (s.side.enabled()) b.side = partition_rows();
   return b;
 }
 

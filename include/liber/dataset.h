@@ -31,20 +31,22 @@ struct SequenceField {
   std::string shares_embedding_with;
 };
 
-// The LIBER input (UIF): per sample, the vectors of its user's partitions that closed
-// strictly before it (SampleSet::partitions, rows of `vectors`), fused by the fuse layer
-// into `fused_dim` values that enter the backbone through the dense plug point. Filled by
-// attach_interests (liber/uif.h).
-struct InterestInput {
-  int width = 0;         // floats per partition vector; 0 = no LIBER input
-  int slots = 16;        // most recent visible partitions per sample
-  int fused_dim = 32;    // fuse layer output
-  int hidden = 16;       // fuse layer attention width (bench/fuse_bench: 32 doubles its cost)
-  // The frozen vectors are reduced once (PCA fitted on all rows, whitened) to this many
-  // dimensions before the fuse layer; 0 keeps them as they are.
-  int reduced_dim = 64;
-  std::string fusion = "attention";  // attention | mean (the ablation)
-  std::shared_ptr<const std::vector<float>> vectors;  // rows x width
+namespace ctr {
+class SideInputFactory;  // src/include/liber/ctr/side_input.h (libtorch)
+}
+
+// The side-input plug: one optional per-sample input that every backbone consumes the same
+// way, as one more field. Each sample carries `width` int32 values (SampleSet::side, each
+// in [lower, upper)); the plug's owner supplies the module that turns them, with the
+// target item's embedding, into [B, k] floats. CTR knows nothing of what the values mean:
+// LIBER's fuse layer (liber/uif.h) is one such plug, its values rows of a table of
+// partition vectors.
+struct SideInputPlug {
+  std::string name;      // for messages: "liber"
+  int width = 0;         // values per sample; 0 = no side input
+  int32_t lower = 0, upper = 0;  // every value lies in [lower, upper)
+  std::shared_ptr<const ctr::SideInputFactory> factory;
+  bool enabled() const { return width > 0; }
 };
 
 struct FeatureSchema {
@@ -52,10 +54,7 @@ struct FeatureSchema {
   std::vector<SequenceField> sequences;
   int target_item_field = -1;  // index into `sparse` of the target item id
   int history_field = -1;      // index into `sequences` of the recent-item history
-  // Width of the optional extra dense input per sample: the plug point where the LIBER
-  // user-interest vector enters every backbone. 0 = none.
-  int dense_dim = 0;
-  InterestInput interests;
+  SideInputPlug side;
 
   int sparse_index(const std::string& name) const;
   int sequence_index(const std::string& name) const;
@@ -66,9 +65,7 @@ struct SampleSet {
 
   std::vector<int64_t> sparse;     // size() x schema.sparse.size(), row-major
   std::vector<int64_t> sequences;  // size() x sum(sequence lengths), row-major
-  std::vector<float> dense;        // size() x schema.dense_dim (empty when 0)
-  std::vector<int32_t> partitions; // size() x schema.interests.slots rows, -1 = empty
-                                   // (empty when schema.interests.width == 0)
+  std::vector<int32_t> side;       // size() x schema.side.width (empty when no side input)
   std::vector<float> labels;       // 0 / 1
   std::vector<uint32_t> users;     // user id per sample, for gAUC
   std::vector<int64_t> timestamps; // event time per sample (for leakage-safe joins later)

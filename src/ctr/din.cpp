@@ -1,6 +1,6 @@
 // DIN (Zhou et al., KDD 2018): the target item's embedding attends over the embeddings of the
 // recent history items; the attention-pooled history replaces the history field's mean pool
-// next to all other field embeddings (and the dense plug-in), and an MLP gives the logit.
+// next to all other field embeddings (and the side input), and an MLP gives the logit.
 #include "liber/ctr/backbone.h"
 #include "liber/error.h"
 

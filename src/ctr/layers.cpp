@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "liber/ctr/vector_ops.h"
 #include "liber/error.h"
 
@@ -72,7 +74,6 @@ FeatureEmbeddingImpl::FeatureEmbeddingImpl(const FeatureSchema& schema, int64_t 
     throw Error(ErrorKind::InvalidInput, "feature schema has no sparse field");
   if (target_field_ >= num_sparse_ || history_field_ >= static_cast<int>(schema.sequences.size()))
     throw Error(ErrorKind::InvalidInput, "feature schema: target/history field out of range");
-  if (schema.dense_dim < 0) throw Error(ErrorKind::InvalidInput, "negative dense_dim");
 
   // Row blocks of the fused table: sparse fields first, then unshared sequence fields.
   int64_t rows = 0;
@@ -117,21 +118,20 @@ FeatureEmbeddingImpl::FeatureEmbeddingImpl(const FeatureSchema& schema, int64_t 
   // FuxiCTR's default embedding initializer: normal with std 1e-4.
   table = register_parameter("table", torch::empty({rows, dim}).normal_(0.0, 1e-4));
 
-  int64_t plug_width = schema.dense_dim;
-  if (schema.interests.width > 0) {
-    if (target_field_ < 0)
+  if (schema.side.enabled()) {
+    if (!schema.side.factory)
       throw Error(ErrorKind::InvalidInput,
-                  "the LIBER input needs a target item field (the fuse layer's query)");
-    fuse = register_module("fuse", uif::FuseLayer(schema.interests, dim));
-    plug_width += fuse->output_dim();
-  }
-  if (plug_width > 0) {
-    dense_projection = register_module("dense_projection", torch::nn::Linear(plug_width, dim));
-    init_linear(dense_projection);
+                  fmt::format("side input '{}' has no module factory", schema.side.name));
+    if (schema.side.factory->needs_target() && target_field_ < 0)
+      throw Error(ErrorKind::InvalidInput,
+                  fmt::format("side input '{}' needs a target item field (its query)",
+                              schema.side.name));
+    side = register_module("side", schema.side.factory->make(dim));
+    side_projection = register_module("side_projection", torch::nn::Linear(side->output_dim(), dim));
+    init_linear(side_projection);
   }
 
-  num_fields_ = num_sparse_ + static_cast<int64_t>(schema.sequences.size()) +
-                (plug_width > 0 ? 1 : 0);
+  num_fields_ = num_sparse_ + static_cast<int64_t>(schema.sequences.size()) + (side ? 1 : 0);
   if (!pool_history_ && history_field_ >= 0) --num_fields_;
 }
 
@@ -171,20 +171,11 @@ FieldEmbeddings FeatureEmbeddingImpl::forward(const Batch& batch) {
     }
   }
 
-  if (dense_projection) {
-    std::vector<torch::Tensor> plug;
-    if (fuse) {
-      if (!batch.partitions.defined())
-        throw Error(ErrorKind::InvalidInput, "the schema has a LIBER input but the batch has none");
-      out.interest = fuse(batch.partitions, out.target);
-      plug.push_back(out.interest);
-    }
-    if (dense_projection->options.in_features() > (fuse ? fuse->output_dim() : 0)) {
-      if (!batch.dense.defined())
-        throw Error(ErrorKind::InvalidInput, "the schema has a dense input but the batch has none");
-      plug.insert(plug.begin(), batch.dense);
-    }
-    parts.push_back(dense_projection(plug.size() == 1 ? plug[0] : torch::cat(plug, 1)).unsqueeze(1));
+  if (side) {
+    if (!batch.side.defined())
+      throw Error(ErrorKind::InvalidInput, "the schema has a side input but the batch has none");
+    out.side = side->forward(batch, out.target);
+    parts.push_back(side_projection(out.side).unsqueeze(1));
   }
   out.fields = parts.size() == 1 ? parts[0] : torch::cat(parts, 1);
   return out;

@@ -25,6 +25,7 @@
 #include "liber/ctr.h"
 #include "liber/ctr/backbone.h"
 #include "liber/error.h"
+#include "liber/log.h"
 #include "liber/metrics.h"
 #include "liber/progress.h"
 
@@ -118,15 +119,14 @@ void keep_freed_memory() {
 
 // One split as tensors, converted once.
 struct SplitTensors {
-  torch::Tensor sparse, sequences, dense, partitions, labels;
+  torch::Tensor sparse, sequences, side, labels;
   int64_t size = 0;
 
   ctr::Batch rows(int64_t start, int64_t count) const {
     ctr::Batch b;
     b.sparse = sparse.narrow(0, start, count);
     if (sequences.defined()) b.sequences = sequences.narrow(0, start, count);
-    if (dense.defined()) b.dense = dense.narrow(0, start, count);
-    if (partitions.defined()) b.partitions = partitions.narrow(0, start, count);
+    if (side.defined()) b.side = side.narrow(0, start, count);
     return b;
   }
 
@@ -135,8 +135,7 @@ struct SplitTensors {
     out.size = index.size(0);
     out.sparse = sparse.index_select(0, index);
     if (sequences.defined()) out.sequences = sequences.index_select(0, index);
-    if (dense.defined()) out.dense = dense.index_select(0, index);
-    if (partitions.defined()) out.partitions = partitions.index_select(0, index);
+    if (side.defined()) out.side = side.index_select(0, index);
     out.labels = labels.index_select(0, index);
     return out;
   }
@@ -167,7 +166,6 @@ SplitTensors to_tensors(const SampleSet& set, const FeatureSchema& schema, const
   const int64_t s = static_cast<int64_t>(schema.sparse.size());
   int64_t l = 0;
   for (const SequenceField& f : schema.sequences) l += f.length;
-  const int64_t d = schema.dense_dim;
   auto mismatch = [&](const char* what) {
     return Error(ErrorKind::InvalidInput,
                  fmt::format("{} split: {} does not match the schema for {} samples", split,
@@ -175,17 +173,15 @@ SplitTensors to_tensors(const SampleSet& set, const FeatureSchema& schema, const
   };
   if (static_cast<int64_t>(set.sparse.size()) != n * s) throw mismatch("sparse ids");
   if (static_cast<int64_t>(set.sequences.size()) != n * l) throw mismatch("sequence ids");
-  if (d > 0 && static_cast<int64_t>(set.dense.size()) != n * d) throw mismatch("dense input");
-  const int64_t m = schema.interests.width > 0 ? schema.interests.slots : 0;
-  if (static_cast<int64_t>(set.partitions.size()) != n * m) throw mismatch("LIBER partition rows");
-  if (m > 0) {
-    const int64_t rows = static_cast<int64_t>(schema.interests.vectors->size()) / schema.interests.width;
-    for (std::size_t i = 0; i < set.partitions.size(); ++i)
-      if (set.partitions[i] < -1 || set.partitions[i] >= rows)
-        throw Error(ErrorKind::InvalidInput,
-                    fmt::format("{} sample {}: interest row {} is outside the table of {}", split,
-                                i / static_cast<std::size_t>(m), set.partitions[i], rows));
-  }
+  const SideInputPlug& plug = schema.side;
+  const int64_t w = plug.enabled() ? plug.width : 0;
+  if (static_cast<int64_t>(set.side.size()) != n * w) throw mismatch("side input");
+  for (std::size_t i = 0; i < set.side.size(); ++i)
+    if (set.side[i] < plug.lower || set.side[i] >= plug.upper)
+      throw Error(ErrorKind::InvalidInput,
+                  fmt::format("{} sample {}: side input '{}' value {} is outside [{}, {})", split,
+                              i / static_cast<std::size_t>(w), plug.name, set.side[i], plug.lower,
+                              plug.upper));
   if (!set.users.empty() && static_cast<int64_t>(set.users.size()) != n) throw mismatch("users");
 
   std::vector<int64_t> vocab;
@@ -201,8 +197,7 @@ SplitTensors to_tensors(const SampleSet& set, const FeatureSchema& schema, const
   t.size = n;
   t.sparse = copy_tensor(set.sparse, n, s, torch::kLong);
   if (l > 0) t.sequences = copy_tensor(set.sequences, n, l, torch::kLong);
-  if (d > 0) t.dense = copy_tensor(set.dense, n, d, torch::kFloat);
-  if (m > 0) t.partitions = copy_tensor(set.partitions, n, m, torch::kInt).to(torch::kLong);
+  if (w > 0) t.side = copy_tensor(set.side, n, w, torch::kInt).to(torch::kLong);
   t.labels = copy_tensor(set.labels, n, 1, torch::kFloat).view({n});
   return t;
 }
@@ -344,9 +339,9 @@ TrainResult train_and_evaluate(const CtrDataset& data, const ModelConfig& model_
     // Without a valid AUC yet (first epoch, or a one-class valid split) the latest epoch wins.
     const bool improved = std::isnan(best_auc) || m.auc > best_auc;
     if (config.progress)
-      fmt::print(stderr, "{} epoch {}: train loss {:.4f}, valid AUC {:.4f} logloss {:.4f} gAUC {:.4f}{}\n",
-                 result.backbone, epoch, steps ? loss_sum / steps : 0.0, m.auc, m.logloss,
-                 m.gauc, improved ? " (best)" : "");
+      log_info(fmt::format("{} epoch {}: train loss {:.4f}, valid AUC {:.4f} logloss {:.4f} gAUC {:.4f}{}",
+                           result.backbone, epoch, steps ? loss_sum / steps : 0.0, m.auc,
+                           m.logloss, m.gauc, improved ? " (best)" : ""));
     if (improved) {
       best_auc = m.auc;
       result.best_epoch = epoch;

@@ -225,22 +225,27 @@ torch::Tensor reduce_vectors(const torch::Tensor& vectors, int64_t k) {
   return (x.mm(top * sign) / scale).to(torch::kFloat).contiguous();
 }
 
-FuseLayerImpl::FuseLayerImpl(const InterestInput& in, int64_t query_dim)
+// Throws Error(Config) for settings the layer cannot run with.
+static void check_config(const FuseConfig& c) {
+  if (c.fusion != "attention" && c.fusion != "mean")
+    throw Error(ErrorKind::Config, fmt::format("unknown fusion '{}' (attention | mean)", c.fusion));
+  if (c.slots <= 0 || c.hidden <= 0 || c.fused_dim <= 0)
+    throw Error(ErrorKind::Config, "fuse layer: slots, hidden and fused_dim must be positive");
+}
+
+FuseLayerImpl::FuseLayerImpl(const FuseTable& t, const FuseConfig& in, int64_t query_dim)
     : attention_(in.fusion == "attention"),
       slots_(in.slots),
       hidden_(in.hidden),
       fused_dim_(in.fused_dim) {
-  if (in.width <= 0 || !in.vectors)
+  check_config(in);
+  if (t.width <= 0 || !t.vectors)
     throw Error(ErrorKind::InvalidInput, "fuse layer: no interest vectors attached");
-  if (in.fusion != "attention" && in.fusion != "mean")
-    throw Error(ErrorKind::Config, fmt::format("unknown fusion '{}' (attention | mean)", in.fusion));
-  if (in.slots <= 0 || in.hidden <= 0 || in.fused_dim <= 0)
-    throw Error(ErrorKind::Config, "fuse layer: slots, hidden and fused_dim must be positive");
-  const auto rows = static_cast<int64_t>(in.vectors->size()) / in.width;
-  if (rows * in.width != static_cast<int64_t>(in.vectors->size()))
+  const auto rows = static_cast<int64_t>(t.vectors->size()) / t.width;
+  if (rows * t.width != static_cast<int64_t>(t.vectors->size()))
     throw Error(ErrorKind::InvalidInput, "fuse layer: vector table size is not rows x width");
   torch::Tensor raw =
-      torch::from_blob(const_cast<float*>(in.vectors->data()), {rows, in.width}, torch::kFloat);
+      torch::from_blob(const_cast<float*>(t.vectors->data()), {rows, t.width}, torch::kFloat);
   table = register_buffer("table", reduce_vectors(raw, in.reduced_dim));
   const int64_t r = table.size(1);
 
@@ -259,7 +264,11 @@ FuseLayerImpl::FuseLayerImpl(const InterestInput& in, int64_t query_dim)
   no_history_ = register_parameter("no_history", torch::zeros({fused_dim_}));
 }
 
-torch::Tensor FuseLayerImpl::forward(const torch::Tensor& rows, const torch::Tensor& query) {
+torch::Tensor FuseLayerImpl::forward(const ctr::Batch& batch, const torch::Tensor& target) {
+  return fuse(batch.side, target);
+}
+
+torch::Tensor FuseLayerImpl::fuse(const torch::Tensor& rows, const torch::Tensor& query) {
   const int64_t b = rows.size(0);
   TORCH_CHECK(rows.dim() == 2 && rows.size(1) == slots_, "fuse layer: rows must be [B, slots]");
   torch::Tensor mask = rows.ge(0);                                   // [B, M]
@@ -291,4 +300,44 @@ torch::Tensor FuseLayerImpl::forward(const torch::Tensor& rows, const torch::Ten
   return out * (1 - empty) + no_history_.unsqueeze(0) * empty;
 }
 
+namespace {
+
+class FuseLayerFactory final : public ctr::SideInputFactory {
+ public:
+  FuseLayerFactory(FuseTable table, FuseConfig config)
+      : table_(std::move(table)), config_(std::move(config)) {}
+  std::shared_ptr<ctr::SideInputModule> make(int64_t dim) const override {
+    return std::make_shared<FuseLayerImpl>(table_, config_, dim);
+  }
+  bool needs_target() const override { return true; }
+
+ private:
+  FuseTable table_;
+  FuseConfig config_;
+};
+
+}  // namespace
+
+SideInputPlug fuse_plug(const FuseTable& table, const FuseConfig& config) {
+  check_config(config);
+  if (table.width <= 0 || !table.vectors || table.vectors->size() % table.width != 0)
+    throw Error(ErrorKind::InvalidInput, "fuse layer: vector table size is not rows x width");
+  SideInputPlug plug;
+  plug.name = "liber";
+  plug.width = config.slots;
+  plug.lower = -1;
+  plug.upper = static_cast<int32_t>(table.vectors->size() / static_cast<std::size_t>(table.width));
+  plug.factory = std::make_shared<FuseLayerFactory>(table, config);
+  return plug;
+}
+
 }  // namespace liber::uif
+
+namespace liber {
+
+SideInputPlug fuse_plug(const InterestTable& table, const FuseConfig& config) {
+  return uif::fuse_plug(
+      uif::FuseTable{std::make_shared<const std::vector<float>>(table.rows), table.width()}, config);
+}
+
+}  // namespace liber

@@ -21,18 +21,24 @@ namespace {
 
 constexpr int64_t kQueryDim = 6;
 
-InterestInput input_of(std::vector<float> table, int width, const std::string& fusion,
-                       int slots = 4, int reduced = 0, int hidden = 6) {
-  InterestInput in;
-  in.width = width;
-  in.slots = slots;
-  in.fused_dim = 5;
-  in.hidden = hidden;
-  in.reduced_dim = reduced;
-  in.fusion = fusion;
-  in.vectors = std::make_shared<const std::vector<float>>(std::move(table));
+struct FuseInput {
+  uif::FuseTable table;
+  FuseConfig config;
+};
+
+FuseInput input_of(std::vector<float> table, int width, const std::string& fusion,
+                   int slots = 4, int reduced = 0, int hidden = 6) {
+  FuseInput in;
+  in.table = {std::make_shared<const std::vector<float>>(std::move(table)), width};
+  in.config.slots = slots;
+  in.config.fused_dim = 5;
+  in.config.hidden = hidden;
+  in.config.reduced_dim = reduced;
+  in.config.fusion = fusion;
   return in;
 }
+
+uif::FuseLayer fuse_layer(const FuseInput& in) { return uif::FuseLayer(in.table, in.config, kQueryDim); }
 
 std::vector<float> random_table(int rows, int width, uint64_t seed) {
   std::mt19937_64 rng(seed);
@@ -56,9 +62,9 @@ std::map<std::string, torch::Tensor> params(torch::nn::Module& m) {
 TEST(FuseLayer, ShapesGradientsAndNoHistory) {
   for (const char* fusion : {"attention", "mean"}) {
     torch::manual_seed(1);
-    uif::FuseLayer fuse(input_of(random_table(7, 10, 2), 10, fusion), kQueryDim);
+    uif::FuseLayer fuse = fuse_layer(input_of(random_table(7, 10, 2), 10, fusion));
     torch::Tensor query = torch::randn({3, kQueryDim}, torch::requires_grad());
-    torch::Tensor out = fuse->forward(sample_rows(), query);
+    torch::Tensor out = fuse->fuse(sample_rows(), query);
     ASSERT_EQ(out.sizes(), (std::vector<int64_t>{3, 5})) << fusion;
     EXPECT_TRUE(torch::isfinite(out).all().item<bool>());
     // The sample without a visible partition gets the learned "no history" vector.
@@ -84,16 +90,16 @@ TEST(FuseLayer, EmptySlotsDoNotLeakIn) {
   for (const char* fusion : {"attention", "mean"}) {
     torch::manual_seed(2);
     auto table = random_table(7, 10, 3);
-    uif::FuseLayer fuse(input_of(table, 10, fusion), kQueryDim);
+    uif::FuseLayer fuse = fuse_layer(input_of(table, 10, fusion));
     torch::Tensor query = torch::randn({3, kQueryDim});
-    torch::Tensor before = fuse->forward(sample_rows(), query);
+    torch::Tensor before = fuse->fuse(sample_rows(), query);
     // Row 0 is what an empty slot (-1) gathers before masking: changing it must not matter.
     torch::NoGradGuard g;
     fuse->table[0].fill_(100.0f);
-    torch::Tensor after = fuse->forward(sample_rows(), query);
+    torch::Tensor after = fuse->fuse(sample_rows(), query);
     EXPECT_TRUE(torch::allclose(before, after)) << fusion;
     // A batch in which no sample has a visible partition.
-    torch::Tensor none = fuse->forward(torch::full({2, 4}, -1, torch::kLong), query.narrow(0, 0, 2));
+    torch::Tensor none = fuse->fuse(torch::full({2, 4}, -1, torch::kLong), query.narrow(0, 0, 2));
     EXPECT_TRUE(torch::equal(none, params(*fuse).at("no_history").expand({2, 5}))) << fusion;
   }
 }
@@ -132,7 +138,7 @@ torch::Tensor brute_force(uif::FuseLayer& fuse, const torch::Tensor& rows, const
 TEST(FuseLayer, AttentionMatchesBruteForce) {
   for (int hidden : {6, 8}) {
     torch::manual_seed(5);
-    uif::FuseLayer fuse(input_of(random_table(9, 10, 4), 10, "attention", 4, 0, hidden), kQueryDim);
+    uif::FuseLayer fuse = fuse_layer(input_of(random_table(9, 10, 4), 10, "attention", 4, 0, hidden));
     torch::Tensor rows = torch::tensor({-1, -1, 1, 2, -1, -1, -1, -1, 3, 4, 5, 6, -1, 8, 1, 7,
                                         8, -1, -1, 0},  // a gap inside the window too
                                        torch::kLong).view({5, 4});
@@ -140,7 +146,7 @@ TEST(FuseLayer, AttentionMatchesBruteForce) {
     auto run = [&](bool fast) {
       fuse->zero_grad();
       torch::Tensor query = query0.clone().requires_grad_();
-      torch::Tensor out = fast ? fuse->forward(rows, query) : brute_force(fuse, rows, query);
+      torch::Tensor out = fast ? fuse->fuse(rows, query) : brute_force(fuse, rows, query);
       (out * upstream).sum().backward();
       std::map<std::string, torch::Tensor> grads;
       for (const auto& [name, t] : params(*fuse)) grads[name] = t.grad().clone();
@@ -206,7 +212,7 @@ CtrDataset taste_dataset(const std::string& fusion) {
       const int visible = 1 + i % kParts;  // 1..3 partitions visible, right-aligned
       for (int slot = 0; slot < 4; ++slot) {
         const int first = 4 - visible;
-        s.partitions.push_back(slot < first ? -1 : (u - 1) * kParts + (slot - first));
+        s.side.push_back(slot < first ? -1 : (u - 1) * kParts + (slot - first));
       }
       s.labels.push_back(unit(rng) < (taste[u] ? 0.9 : 0.1) ? 1.0f : 0.0f);
       s.users.push_back(static_cast<uint32_t>(u));
@@ -216,7 +222,8 @@ CtrDataset taste_dataset(const std::string& fusion) {
   fill(d.train, 1, 3000);
   fill(d.valid, 3001, 600);
   fill(d.test, 3601, 600);
-  d.schema.interests = input_of(std::move(table), kWidth, fusion);
+  const FuseInput in = input_of(std::move(table), kWidth, fusion);
+  d.schema.side = uif::fuse_plug(in.table, in.config);
   return d;
 }
 
@@ -233,8 +240,8 @@ TEST_P(FuseBackbones, LearnTheTasteFromTheLiberInputAlone) {
   }
   // Without the LIBER input the same samples are noise to every field.
   CtrDataset plain = taste_dataset("attention");
-  plain.schema.interests = InterestInput{};
-  for (SampleSet* s : {&plain.train, &plain.valid, &plain.test}) s->partitions.clear();
+  plain.schema.side = {};
+  for (SampleSet* s : {&plain.train, &plain.valid, &plain.test}) s->side.clear();
   EXPECT_LT(train_and_evaluate(plain, m, t).test.auc, 0.6) << GetParam();
 }
 

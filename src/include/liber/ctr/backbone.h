@@ -24,7 +24,7 @@ class Backbone : public torch::nn::Module {
   // trainer. The default covers `embedding`; a backbone with more tables adds them.
   virtual torch::Tensor embedding_l2(const Batch& batch) { return embedding->l2_penalty(batch); }
 
-  // The field embeddings (and the dense plug point) every backbone has.
+  // The field embeddings (and the side-input plug) every backbone has.
   FeatureEmbedding embedding{nullptr};
 };
 

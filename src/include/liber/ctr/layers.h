@@ -1,4 +1,4 @@
-// Shared libtorch layers of the CTR backbones: field embeddings (with the dense plug point),
+// Shared libtorch layers of the CTR backbones: field embeddings (with the side-input plug),
 // MLP, DIN target attention, DCNv2 cross network, AutoInt self-attention and the FM term.
 // Every backbone in src/ctr/ is a short composition of these.
 #pragma once
@@ -9,8 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "liber/ctr/side_input.h"
 #include "liber/dataset.h"
-#include "liber/uif/fuse_layer.h"
 
 namespace liber::ctr {
 
@@ -18,8 +18,7 @@ namespace liber::ctr {
 struct Batch {
   torch::Tensor sparse;     // [B, S] int64, one id per sparse field
   torch::Tensor sequences;  // [B, sum L] int64, sequence fields side by side (undefined if none)
-  torch::Tensor dense;      // [B, D] float, the plug-point input (undefined if dense_dim == 0)
-  torch::Tensor partitions; // [B, M] int64 interest-table rows, -1 = empty (LIBER input only)
+  torch::Tensor side;       // [B, W] int64, the side input's values (undefined without one)
   int64_t size() const { return sparse.size(0); }
 };
 
@@ -33,21 +32,19 @@ torch::Tensor gather_rows(const torch::Tensor& table, const torch::Tensor& ids);
 
 // What FeatureEmbedding hands to a backbone.
 struct FieldEmbeddings {
-  torch::Tensor fields;        // [B, F, d]: sparse fields, pooled sequence fields, dense
+  torch::Tensor fields;        // [B, F, d]: sparse fields, pooled sequence fields, side input
   torch::Tensor history;       // [B, N, d] history item embeddings, zero at padding
   torch::Tensor history_mask;  // [B, N] float, 1 where a history item is present
   torch::Tensor target;        // [B, d] embedding of the target item id
-  torch::Tensor interest;      // [B, fused_dim] the fuse layer's output (LIBER input only)
+  torch::Tensor side;          // [B, k] the side-input module's output (undefined without one)
 };
 
 // Embeds every field of a FeatureSchema. Each SparseField and each non-shared SequenceField
 // owns a block of rows in one fused table (same model as one table per field, but a batch
 // is looked up with one gather); a SequenceField with `shares_embedding_with` reads the
 // named SparseField's rows. Sequence fields are pooled by a mean over their non-zero ids.
-// When schema.dense_dim > 0 the dense input is projected to d and appended as the last
-// field: the plug point every backbone consumes through the same path. With a LIBER input
-// (schema.interests.width > 0) the fuse layer's output, queried by the target item's
-// embedding, joins the dense input in that projection.
+// With a side input (schema.side) its module's output, given the target item's embedding,
+// is projected to d and appended as the last field: every backbone consumes it that way.
 class FeatureEmbeddingImpl : public torch::nn::Module {
  public:
   // pool_history = false leaves the history field out of `fields` (DIN attends over it).
@@ -60,9 +57,9 @@ class FeatureEmbeddingImpl : public torch::nn::Module {
   int64_t num_fields() const { return num_fields_; }
   int64_t dim() const { return dim_; }
 
-  torch::Tensor table;                           // [rows, d]
-  torch::nn::Linear dense_projection{nullptr};   // dense_dim (+ fused) -> d
-  uif::FuseLayer fuse{nullptr};                   // when schema.interests.width > 0
+  torch::Tensor table;                          // [rows, d]
+  std::shared_ptr<SideInputModule> side;        // when schema.side is enabled
+  torch::nn::Linear side_projection{nullptr};   // side output -> d
 
  private:
   torch::Tensor sparse_ids(const Batch& batch) const;    // [B, S] rows of the fused table

@@ -1,5 +1,5 @@
-// Small-vector kernels shared by the fused attention layers (AutoInt's interacting layer,
-// the UIF fuse layer): per-sample attention over a few rows of width 8-64, where libtorch
+// Small-vector kernels shared by fused attention layers (AutoInt's interacting layer, and
+// side-input modules built on ctr): per-sample attention over a few rows of width 8-64, where libtorch
 // 1.13's batched matmuls run one tiny GEMM per batch entry.
 #pragma once
 

@@ -1,6 +1,5 @@
-// The attention fuse layer (UIF): a sample's visible partition vectors -> one small vector
-// for the backbone's dense plug point. Lives inside FeatureEmbedding, trained jointly with
-// the backbone.
+// The attention fuse layer (UIF): a sample's visible partition vectors -> one small vector,
+// as CTR's side-input module (liber/ctr/side_input.h). Trained jointly with the backbone.
 //
 //   rows [B, M] (right-aligned, -1 = empty) -> frozen table rows [B, M, r]
 //   -> ReLU(Linear(r, h)) + slot (recency) embedding
@@ -13,7 +12,11 @@
 
 #include <torch/torch.h>
 
-#include "liber/dataset.h"
+#include <memory>
+#include <vector>
+
+#include "liber/ctr/side_input.h"
+#include "liber/uif.h"
 
 namespace liber::uif {
 
@@ -21,13 +24,26 @@ namespace liber::uif {
 // component's standard deviation); k >= width or k <= 0 leaves them unchanged (as float).
 torch::Tensor reduce_vectors(const torch::Tensor& vectors, int64_t k);
 
-class FuseLayerImpl : public torch::nn::Module {
- public:
-  FuseLayerImpl(const InterestInput& input, int64_t query_dim);
-  // rows [B, M] int64, query [B, query_dim] -> [B, fused_dim]
-  torch::Tensor forward(const torch::Tensor& rows, const torch::Tensor& query);
+// The partition vectors the fuse layer reads: rows x width floats, shared by every module
+// built from one plug.
+struct FuseTable {
+  std::shared_ptr<const std::vector<float>> vectors;
+  int width = 0;
+};
 
-  int64_t output_dim() const { return fused_dim_; }
+// The plug over a table given directly (fuse_plug(InterestTable, ...) builds one from the
+// interest table's rows).
+SideInputPlug fuse_plug(const FuseTable& table, const FuseConfig& config);
+
+class FuseLayerImpl : public ctr::SideInputModule {
+ public:
+  FuseLayerImpl(const FuseTable& table, const FuseConfig& config, int64_t query_dim);
+  // rows [B, M] int64, query [B, query_dim] -> [B, fused_dim]
+  torch::Tensor fuse(const torch::Tensor& rows, const torch::Tensor& query);
+  // The side-input module: batch.side are the rows.
+  torch::Tensor forward(const ctr::Batch& batch, const torch::Tensor& target) override;
+
+  int64_t output_dim() const override { return fused_dim_; }
   torch::Tensor table;  // [P, r] frozen buffer (saved with the weights, never trained)
 
  private:
