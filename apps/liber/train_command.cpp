@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
+#include "report.h"
 #include "liber/ctr.h"
 #include "liber/error.h"
 #include "liber/results.h"
@@ -83,7 +84,7 @@ void run_train(TrainOptions& o) {
     // Written after every backbone so a long run leaves its finished results behind.
     if (!o.out.empty()) write_results_json(records, o.out);
   }
-  std::printf("\n%s\n%s\n", data.description.c_str(), results_markdown(records).c_str());
+  std::printf("\n%s\n%s\n", data.description.c_str(), results_table(records).c_str());
   if (!o.out.empty()) std::fprintf(stderr, "liber: results written to %s\n", o.out.c_str());
 }
 

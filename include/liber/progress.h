@@ -1,6 +1,6 @@
-// A progress bar for long work (data passes, training epochs, later LLM passes): count,
-// rate and ETA on stderr. On a terminal it redraws one line; otherwise (CI, logs) it prints
-// a line every ~10%, and at least every 5 minutes, so logs stay readable.
+// A progress bar for long work (data passes, training epochs, LLM passes): count, rate and
+// ETA, as progress lines of the log sink (liber/log.h). On a terminal it redraws at 10 Hz;
+// otherwise (CI, logs) it prints a line every ~10%, and at least every 5 minutes.
 #pragma once
 
 #include <chrono>

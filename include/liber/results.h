@@ -1,5 +1,4 @@
-// Experiment results: one record per (dataset, backbone, variant), written as JSON and
-// printed as a Markdown table.
+// Experiment results: one record per (dataset, backbone, variant, seed), written as JSON.
 #pragma once
 
 #include <string>
@@ -25,7 +24,5 @@ struct ResultRecord {
 // logloss, gauc, epochs, best_epoch, train_samples_per_s, ...).
 std::string results_json(const std::vector<ResultRecord>& records);
 void write_results_json(const std::vector<ResultRecord>& records, const std::string& path);
-// | dataset | backbone | variant | AUC | LogLoss | gAUC | epochs | train samples/s |
-std::string results_markdown(const std::vector<ResultRecord>& records);
 
 }  // namespace liber

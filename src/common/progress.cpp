@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include "liber/log.h"
+
 namespace liber {
 
 ProgressBar::ProgressBar(std::string label, uint64_t total, std::string unit, bool enabled)
@@ -69,12 +71,7 @@ void ProgressBar::draw(bool final_line) {
   const std::string rate_text = rate < 10 ? fmt::format("{:.2f}", rate) : human_count(rate);
   std::string line = fmt::format("{} {}{}/{} {} {}/s {}", label_, bar, human_count(done_),
                                  total_ ? human_count(total_) : "?", unit_, rate_text, tail);
-  if (tty_) {
-    std::fprintf(stderr, "\r\033[K%s%s", line.c_str(), final_line ? "\n" : "");
-  } else {
-    std::fprintf(stderr, "%s\n", line.c_str());
-  }
-  std::fflush(stderr);
+  log_message(final_line ? LogLevel::ProgressDone : LogLevel::Progress, line);
 }
 
 std::string human_count(double v) {

@@ -42,17 +42,4 @@ void write_results_json(const std::vector<ResultRecord>& records, const std::str
   if (!out) throw Error(ErrorKind::Io, fmt::format("cannot write results to {}", path));
 }
 
-std::string results_markdown(const std::vector<ResultRecord>& records) {
-  std::string md =
-      "| dataset | backbone | variant | AUC | LogLoss | gAUC | epochs (best) | train samples/s |\n"
-      "|---|---|---|---:|---:|---:|---:|---:|\n";
-  for (const ResultRecord& r : records) {
-    const TrainResult& t = r.result;
-    md += fmt::format("| {} | {} | {} | {:.4f} | {:.4f} | {:.4f} | {} ({}) | {:.0f} |\n",
-                      r.dataset, r.backbone, r.variant, t.test.auc, t.test.logloss,
-                      t.test.gauc, t.epochs, t.best_epoch, t.train_samples_per_s);
-  }
-  return md;
-}
-
 }  // namespace liber

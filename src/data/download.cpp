@@ -22,6 +22,7 @@
 #include "liber/data.h"
 #include "liber/data/fetch.h"
 #include "liber/error.h"
+#include "liber/log.h"
 
 namespace liber {
 namespace data {
@@ -302,12 +303,11 @@ std::filesystem::path locate_dataset(const std::string& name,
   if (holds(target, src)) return target;
 
   const std::string url = data::download_base_url() + std::string(name) + ".zip";
-  std::fprintf(stderr, "liber: %s not found locally; downloading %s\n", name.c_str(),
-               url.c_str());
+  log_info(fmt::format("{} not found locally; downloading {}", name, url));
   const std::string zip = data::download(url, *src);
   data::verify_archive(zip, *src, url);
   data::install_archive(zip, *src, target);
-  std::fprintf(stderr, "liber: %s installed in %s\n", name.c_str(), target.string().c_str());
+  log_info(fmt::format("{} installed in {}", name, target.string()));
   return target;
 }
 

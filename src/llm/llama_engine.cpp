@@ -25,6 +25,7 @@
 #include <llama.h>
 
 #include "liber/error.h"
+#include "liber/log.h"
 #include "liber/llm.h"
 #include "liber/llm/chat_format.h"
 
@@ -67,7 +68,10 @@ void log_filter(ggml_log_level level, const char* text, void*) {
   }();
   static thread_local bool last_was_error = false;
   if (level != GGML_LOG_LEVEL_CONT) last_was_error = level == GGML_LOG_LEVEL_ERROR;
-  if (verbose || last_was_error) std::fputs(text, stderr);
+  if (!verbose && !last_was_error) return;
+  std::string_view line(text);
+  while (!line.empty() && line.back() == '\n') line.remove_suffix(1);
+  if (!line.empty()) log_message(last_was_error ? LogLevel::Warning : LogLevel::Info, line);
 }
 
 void init_llama_once() {
