@@ -5,6 +5,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -27,6 +28,15 @@ struct DataOptions {
 
   void add_to(CLI::App& app);
   BehaviorLog load() const;  // prints the read report's problems to stderr
+};
+
+// The stages after ingest (learn, encode, experiment) read the dataset from the store that
+// ingest wrote: the store is their whole input. They refuse the data flags with a message
+// rather than ignore them, so that nobody believes a --data-dir was used.
+struct StoreOnly {
+  std::vector<std::string> given;  // the data flags seen
+  void add_to(CLI::App& app);
+  void check(const char* command) const;  // throws Error(Config) when a data flag was given
 };
 
 // --engine llama|http and its options.
@@ -65,9 +75,11 @@ void apply_train_json(const nlohmann::json& j, TrainConfig& t);
 void add_data_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_export_command(CLI::App& app);
-void add_ingest_command(CLI::App& app); void add_partitions_command(CLI::App& app);
+void add_ingest_command(CLI::App& app);
+void add_partitions_command(CLI::App& app);
 void add_learn_command(CLI::App& app);
 void add_encode_command(CLI::App& app);
 void add_experiment_command(CLI::App& app);
+void add_migrate_command(CLI::App& app);
 
 }  // namespace liber::cli

@@ -1,5 +1,7 @@
 #include <cstdio>
 
+#include <fmt/format.h>
+
 #include "cli.h"
 #include "liber/error.h"
 
@@ -16,6 +18,25 @@ void DataOptions::add_to(CLI::App& app) {
                "skip malformed lines (counted and reported) instead of stopping");
   app.add_option("--max-users", max_users, "keep only the first N users (0 = all)");
   app.add_option("--history", history_length, "recent item ids per sample")->capture_default_str();
+}
+
+void StoreOnly::add_to(CLI::App& app) {
+  for (const char* flag : {"--data-dir", "--dataset", "--events", "--items", "--users", "--max-users"})
+    app.add_option_function<std::string>(
+           flag, [this, flag](const std::string&) { given.emplace_back(flag); }, "")
+        ->group("");  // hidden: only here to be refused clearly
+  app.add_flag_function("--skip-bad-lines", [this](int64_t) { given.emplace_back("--skip-bad-lines"); })
+      ->group("");
+}
+
+void StoreOnly::check(const char* command) const {
+  if (given.empty()) return;
+  std::string flags;
+  for (const auto& g : given) flags += (flags.empty() ? "" : ", ") + g;
+  throw Error(ErrorKind::Config,
+              fmt::format("liber {} reads the dataset from --store (liber ingest put it there) and "
+                          "takes no data flags: remove {}",
+                          command, flags));
 }
 
 BehaviorLog DataOptions::load() const {

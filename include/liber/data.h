@@ -41,6 +41,9 @@ struct Attribute {
   Vocab vocab;
   std::vector<uint32_t> offsets{0};  // row r's codes are codes[offsets[r], offsets[r+1])
   std::vector<uint32_t> codes;
+  // Text for people (prompts) of coded values, set by the dataset's reader: ML-1M's age
+  // "25" -> "25-34", occupation "2" -> "artist". A value without one is its own text.
+  std::unordered_map<std::string, std::string> labels;
 
   std::size_t rows() const { return offsets.size() - 1; }
   std::span<const uint32_t> row(std::size_t r) const {
@@ -50,6 +53,8 @@ struct Attribute {
   void push_row(std::span<const std::string> values);
   // Longest row, e.g. the most genres any item has.
   std::size_t max_row_length() const;
+  // labels[value], or the value itself.
+  std::string_view label(std::string_view value) const;
 };
 
 // Row i of every column belongs to the entity with Vocab id i (row 0 is the unknown entity).

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <filesystem>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <fmt/format.h>
@@ -187,7 +188,19 @@ struct UserFormat {
   std::array<const char*, 4> attributes;
 };
 
-// users.dat: UserID::Gender::Age::Occupation::Zip-code (Age and Occupation are codes).
+// users.dat: UserID::Gender::Age::Occupation::Zip-code (Age and Occupation are codes,
+// decoded for people by these labels, from the release's README).
+const std::unordered_map<std::string, std::string> kMl1mAges = {
+    {"1", "under 18"}, {"18", "18-24"}, {"25", "25-34"}, {"35", "35-44"},
+    {"45", "45-49"}, {"50", "50-55"}, {"56", "56+"}};
+const char* const kMl1mOccupations[] = {
+    "other or not specified", "academic/educator", "artist", "clerical/admin",
+    "college/grad student", "customer service", "doctor/health care", "executive/managerial",
+    "farmer", "homemaker", "K-12 student", "lawyer", "programmer", "retired",
+    "sales/marketing", "scientist", "self-employed", "technician/engineer",
+    "tradesman/craftsman", "unemployed", "writer"};
+const std::unordered_map<std::string, std::string> kGenders = {{"F", "female"}, {"M", "male"}};
+
 constexpr UserFormat kMl1mUsers{"::", "UserID::Gender::Age::Occupation::Zip-code", "UserID",
                                 {"gender", "age", "occupation", "zip"}};
 // u.user: user id|age|gender|occupation|zip code.
@@ -231,7 +244,14 @@ void read_users(const fs::path& path, const UserFormat& layout, UserTable& users
   }
   if (users.ids.size() <= 1)
     throw Error(ErrorKind::InvalidInput, fmt::format("{}: no valid user lines", path.string()));
-  for (Attribute& a : attrs) users.attributes.push_back(std::move(a));
+  for (Attribute& a : attrs) {
+    if (a.name == "gender") a.labels = kGenders;
+    if (&layout == &kMl1mUsers && a.name == "age") a.labels = kMl1mAges;
+    if (&layout == &kMl1mUsers && a.name == "occupation")
+      for (std::size_t code = 0; code < std::size(kMl1mOccupations); ++code)
+        a.labels[std::to_string(code)] = kMl1mOccupations[code];
+    users.attributes.push_back(std::move(a));
+  }
 }
 
 // ratings.dat, or the one ratings*.dat when a partial copy is all there is.

@@ -62,4 +62,10 @@ void ReadReport::note(std::string message) {
   if (messages.size() < kMaxMessages) messages.push_back(std::move(message));
 }
 
+std::string_view Attribute::label(std::string_view value) const {
+  if (labels.empty()) return value;
+  const auto it = labels.find(std::string(value));
+  return it == labels.end() ? value : std::string_view(it->second);
+}
+
 }  // namespace liber

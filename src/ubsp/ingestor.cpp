@@ -59,19 +59,19 @@ std::string dataset_fingerprint(const BehaviorLog& log, const PartitionRule& rul
 
 void check_store_identity(Store& store, const BehaviorLog& log, const PartitionRule& rule) {
   const std::string fp = dataset_fingerprint(log, rule);
-  const auto name = store.get(Family::Meta, "dataset");
-  const auto stored = store.get(Family::Meta, "fingerprint");
+  const auto name = store.get(kMetaFamily, "dataset");
+  const auto stored = store.get(kMetaFamily, "fingerprint");
   if (!name && !stored) {
     auto b = store.new_batch();
-    b->put(Family::Meta, "dataset", log.name);
-    b->put(Family::Meta, "fingerprint", fp);
-    b->put(Family::Meta, "rule", rule.describe());
-    b->put(Family::Meta, "format", "liber-ubsp/1");
+    b->put(kMetaFamily, "dataset", log.name);
+    b->put(kMetaFamily, "fingerprint", fp);
+    b->put(kMetaFamily, "rule", rule.describe());
+    b->put(kMetaFamily, "format", "liber-ubsp/1");
     store.write(*b, true);
     return;
   }
   if (name.value_or("") != log.name || stored.value_or("") != fp) {
-    const auto stored_rule = store.get(Family::Meta, "rule");
+    const auto stored_rule = store.get(kMetaFamily, "rule");
     throw Error(ErrorKind::Config,
                 fmt::format("the state store at {} belongs to another dataset or partition rule: "
                             "it holds '{}' (fingerprint {}, rule '{}'), this run is '{}' "
@@ -97,7 +97,7 @@ std::string encode_progress(const Progress& p) {
 }
 
 Progress decode_progress(std::string_view value) {
-  Reader r(value, "progress");
+  ByteReader r(value, "progress");
   if (r.byte() != kValueVersion) r.corrupt();
   Progress p;
   p.offset = r.varint();
@@ -123,6 +123,7 @@ struct Ingestor::Impl {
     states.resize(log.users.size());
     loaded.assign(log.users.size(), 0);
     check_store_identity(store, log, rule);
+    store_catalog(store, log);
   }
 
   const std::string& user_ext(uint32_t u) const { return log.users.ids.key(u); }
@@ -134,7 +135,7 @@ struct Ingestor::Impl {
     }
     if (!loaded[u]) {
       loaded[u] = 1;
-      if (auto v = store.get(Family::Caches, user_key(user_ext(u)))) {
+      if (auto v = store.get(kCaches, user_key(user_ext(u)))) {
         StoredCache c = decode_cache(user_key(user_ext(u)), *v);
         UserState& st = states[u];
         st.next_seq = c.next_seq;
@@ -166,7 +167,7 @@ struct Ingestor::Impl {
     const auto t0 = std::chrono::steady_clock::now();
     IngestStats stats;
     Progress prog;
-    if (auto v = store.get(Family::Progress, opt.stream)) prog = decode_progress(*v);
+    if (auto v = store.get(kProgressFamily, opt.stream)) prog = decode_progress(*v);
     // Resume at the stored offset when the stream still starts with the ingested prefix.
     std::size_t start = 0;
     uint64_t hash = 0;
@@ -212,7 +213,7 @@ struct Ingestor::Impl {
         append_event_key(key, user_ext(e.user), log.items.ids.key(e.item), e.ts);
         // An event newer than everything the user has cannot have been seen before.
         if (st.newest_ts != kNoTime && e.ts <= st.newest_ts &&
-            (pending.count(key) || store.get(Family::Events, key))) {
+            (pending.count(key) || store.get(kEvents, key))) {
           ++stats.duplicates;
           continue;
         }
@@ -220,7 +221,7 @@ struct Ingestor::Impl {
         switch (s) {
           case AddStatus::Accepted:
             ++stats.new_events;
-            batch->put(Family::Events, key, "A");
+            batch->put(kEvents, key, "A");
             break;
           case AddStatus::Duplicate:
             ++stats.duplicates;
@@ -228,10 +229,10 @@ struct Ingestor::Impl {
           case AddStatus::LateClosed:
           case AddStatus::LateWindow: {
             (s == AddStatus::LateClosed ? stats.late_closed : stats.late_window)++;
-            batch->put(Family::Events, key, "L");
+            batch->put(kEvents, key, "L");
             std::string v(1, static_cast<char>(s));
             put_event(v, log.items.ids.key(e.item), e.ts, 0, e.rating, e.label);
-            batch->put(Family::Late, key, v);
+            batch->put(kLate, key, v);
             break;
           }
           case AddStatus::Bad:
@@ -244,18 +245,18 @@ struct Ingestor::Impl {
           dirty.push_back(e.user);
         }
         for (const Partition& p : closed) {
-          batch->put(Family::Partitions, partition_key(user_ext(p.user), p.seq),
+          batch->put(kPartitions, partition_key(user_ext(p.user), p.seq),
                      encode_partition(p, log.items));
           ++stats.closed[static_cast<int>(p.reason)];
         }
         closed.clear();
       }
       for (uint32_t u : dirty) {
-        batch->put(Family::Caches, user_key(user_ext(u)), encode_cache(states[u], log.items));
+        batch->put(kCaches, user_key(user_ext(u)), encode_cache(states[u], log.items));
         dirty_flag[u] = 0;
       }
       dirty.clear();
-      batch->put(Family::Progress, opt.stream, encode_progress({end, hash}));
+      batch->put(kProgressFamily, opt.stream, encode_progress({end, hash}));
       store.write(*batch, opt.sync);
       batch->clear();
       pending.clear();
@@ -278,7 +279,7 @@ struct Ingestor::Impl {
     std::vector<Partition> closed;
     // Users with state in the store, not only those loaded in this process.
     std::vector<std::string> users;
-    store.scan(Family::Caches, "", [&](std::string_view k, std::string_view) {
+    store.scan(kCaches, "", [&](std::string_view k, std::string_view) {
       users.emplace_back(user_of_key(k));
       return true;
     });
@@ -289,11 +290,11 @@ struct Ingestor::Impl {
       if (!part.flush(st, u, closed)) continue;
       ++stats.users;
       for (const Partition& p : closed) {
-        batch->put(Family::Partitions, partition_key(ext, p.seq), encode_partition(p, log.items));
+        batch->put(kPartitions, partition_key(ext, p.seq), encode_partition(p, log.items));
         ++stats.closed[static_cast<int>(p.reason)];
       }
       closed.clear();
-      batch->put(Family::Caches, user_key(ext), encode_cache(st, log.items));
+      batch->put(kCaches, user_key(ext), encode_cache(st, log.items));
     }
     store.write(*batch, true);
     stats.batches = 1;

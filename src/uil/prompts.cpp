@@ -11,7 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "liber/error.h"
-#include "liber/ubsp/codec.h"
+#include "liber/common/bytes.h"
+#include "liber/common/hash.h"
 #include "liber/uil.h"
 
 namespace liber {
@@ -33,8 +34,6 @@ constexpr const char* kItemTemplateJson = R"json({
   "user": "Title: {title}\nGenres: {genres}\nYear: {year}"
 }
 )json";
-
-std::string hex16(uint64_t h) { return fmt::format("{:016x}", h); }
 
 // Replaces every {name} of `vars` in one left-to-right pass (substituted text is not rescanned).
 std::string substitute(std::string_view text,
@@ -74,24 +73,6 @@ std::string format_rating(float r) {
   return fmt::format("{:.1f}", r);
 }
 
-const char* const kMl1mOccupations[] = {
-    "other or not specified", "academic/educator", "artist", "clerical/admin",
-    "college/grad student", "customer service", "doctor/health care", "executive/managerial",
-    "farmer", "homemaker", "K-12 student", "lawyer", "programmer", "retired",
-    "sales/marketing", "scientist", "self-employed", "technician/engineer",
-    "tradesman/craftsman", "unemployed", "writer"};
-
-std::string ml1m_age(std::string_view code) {
-  if (code == "1") return "under 18";
-  if (code == "18") return "18-24";
-  if (code == "25") return "25-34";
-  if (code == "35") return "35-44";
-  if (code == "45") return "45-49";
-  if (code == "50") return "50-55";
-  if (code == "56") return "56+";
-  return std::string(code);
-}
-
 std::string attr_value(const Attribute& a, uint32_t row) {
   if (row >= a.rows()) return {};
   std::string out;
@@ -107,16 +88,9 @@ std::string attr_value(const Attribute& a, uint32_t row) {
 // ---- Templates ------------------------------------------------------------------------
 
 std::string PromptTemplate::hash() const {
-  uint64_t h = ubsp::fnv1a(version);
-  h = ubsp::fnv1a("\x1f", h);
-  h = ubsp::fnv1a(system, h);
-  h = ubsp::fnv1a("\x1f", h);
-  h = ubsp::fnv1a(user, h);
-  if (!behavior.empty()) {  // absent in uil_v1: its hash stays what it was
-    h = ubsp::fnv1a("\x1f", h);
-    h = ubsp::fnv1a(behavior, h);
-  }
-  return hex16(h);
+  // uil_v1 has no `behavior`: its hash stays what it was before the field existed.
+  return hex16(behavior.empty() ? fnv1a_fields({version, system, user})
+                                : fnv1a_fields({version, system, user, behavior}));
 }
 
 std::string PromptTemplate::to_json() const {
@@ -175,27 +149,14 @@ PromptTemplate load_template(const std::filesystem::path& file) {
 std::string describe_user(const BehaviorLog& log, std::string_view external_user) {
   const uint32_t row = log.users.ids.find(external_user);
   if (row == 0) return "unknown";
-  const bool ml1m = log.name == "ml-1m";
   std::vector<std::string> parts;
   for (const Attribute& a : log.users.attributes) {
-    std::string v = attr_value(a, row);
-    if (v.empty() || a.name == "zip") continue;
-    if (a.name == "gender") {
-      if (v == "F") v = "female";
-      else if (v == "M") v = "male";
-      parts.push_back(v);
-    } else if (a.name == "age") {
-      parts.push_back("age " + (ml1m ? ml1m_age(v) : v));
-    } else if (a.name == "occupation") {
-      if (ml1m) {
-        char* end = nullptr;
-        const long code = std::strtol(v.c_str(), &end, 10);
-        if (end && *end == '\0' && code >= 0 && code <= 20) v = kMl1mOccupations[code];
-      }
-      parts.push_back("occupation: " + v);
-    } else {
-      parts.push_back(a.name + ": " + v);
-    }
+    if (a.name == "zip" || row >= a.rows() || a.row(row).empty()) continue;
+    std::string v;
+    for (uint32_t c : a.row(row)) v += (v.empty() ? "" : ", ") + std::string(a.label(a.vocab.key(c)));
+    if (a.name == "gender") parts.push_back(v);
+    else if (a.name == "age") parts.push_back("age " + v);
+    else parts.push_back(a.name + ": " + v);
   }
   if (parts.empty()) return "unknown";
   std::string out;
@@ -383,12 +344,12 @@ std::vector<ChatMessage> render_item_prompt(const PromptTemplate& t, const Behav
 }
 
 std::string prompt_hash(std::span<const ChatMessage> messages) {
-  uint64_t h = 1469598103934665603ULL;
+  uint64_t h = kFnvOffset;
   for (const ChatMessage& m : messages) {
-    h = ubsp::fnv1a(m.role, h);
-    h = ubsp::fnv1a("\x1e", h);
-    h = ubsp::fnv1a(m.content, h);
-    h = ubsp::fnv1a("\x1f", h);
+    h = fnv1a(m.role, h);
+    h = fnv1a("\x1e", h);
+    h = fnv1a(m.content, h);
+    h = fnv1a("\x1f", h);
   }
   return hex16(h);
 }

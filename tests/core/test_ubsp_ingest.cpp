@@ -1,6 +1,9 @@
 // The durable ingestor: store round trip, dedup, late records, identity, rerun, tail.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <tuple>
+
 #include "fixtures.h"
 #include "liber/error.h"
 #include "liber/ubsp.h"
@@ -251,6 +254,116 @@ TEST(UbspIngest, FlushClosesEveryCache) {
   EXPECT_EQ(f.closed[static_cast<int>(CloseReason::Flush)], 2u);
   EXPECT_EQ(read_partitions(*store, "u1").size(), 2u);
   EXPECT_TRUE(read_cache(*store, "u1")->events.empty());
+}
+
+// The store is the only hand-off: what ingest stored reads back as the reader's dataset
+// (catalog, user table with its labels, and every accepted event), the reader's log being
+// the reference.
+TEST(UbspCatalog, StoredDatasetReadsBackAsTheReadersLog) {
+  TempDir dir("liber-ubsp");
+  testing::write_ml1m_fixture(dir / "data", 7, 13, 5);
+  const BehaviorLog log = read_movielens_1m(dir / "data");
+  PartitionRule rule;
+  rule.count = 5;
+  const IngestStats st = ingest_log(dir / "state", log, rule, IngestOptions{});
+  ASSERT_EQ(st.new_events, log.events.size());
+  auto store = open_rocksdb_store(dir / "state", {.read_only = true});
+  const BehaviorLog back = load_behavior_log(*store);
+  EXPECT_EQ(back.name, log.name);
+  EXPECT_EQ(back.description, log.description);
+  EXPECT_EQ(back.like_threshold, log.like_threshold);
+  ASSERT_EQ(back.items.size(), log.items.size());
+  ASSERT_EQ(back.users.size(), log.users.size());
+  for (uint32_t i = 0; i < log.items.size(); ++i) {
+    EXPECT_EQ(back.items.ids.key(i), log.items.ids.key(i)) << i;
+    EXPECT_EQ(back.items.titles[i], log.items.titles[i]) << i;
+    EXPECT_EQ(back.items.years[i], log.items.years[i]) << i;
+  }
+  for (uint32_t u = 0; u < log.users.size(); ++u) EXPECT_EQ(back.users.ids.key(u), log.users.ids.key(u));
+  auto same_attributes = [](const std::vector<Attribute>& a, const std::vector<Attribute>& b) {
+    ASSERT_EQ(a.size(), b.size());
+    for (std::size_t k = 0; k < a.size(); ++k) {
+      EXPECT_EQ(a[k].name, b[k].name);
+      EXPECT_EQ(a[k].multi, b[k].multi);
+      EXPECT_EQ(a[k].offsets, b[k].offsets) << a[k].name;
+      EXPECT_EQ(a[k].codes, b[k].codes) << a[k].name;
+      EXPECT_EQ(a[k].labels, b[k].labels) << a[k].name;
+      ASSERT_EQ(a[k].vocab.size(), b[k].vocab.size()) << a[k].name;
+      for (uint32_t c = 0; c < a[k].vocab.size(); ++c) EXPECT_EQ(a[k].vocab.key(c), b[k].vocab.key(c));
+    }
+  };
+  same_attributes(back.items.attributes, log.items.attributes);
+  same_attributes(back.users.attributes, log.users.attributes);
+  EXPECT_EQ(back.users.attribute("occupation")->label("2"), "artist");  // ML-1M's code table
+  // The same events (as a multiset: the store lists them by user, then time).
+  auto key = [](const BehaviorLog& l) {
+    std::vector<std::tuple<std::string, std::string, int64_t, float>> out;
+    for (const Event& e : l.events)
+      out.emplace_back(l.users.ids.key(e.user), l.items.ids.key(e.item), e.ts, e.rating);
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  EXPECT_EQ(key(back), key(log));
+  // Without events: the catalog alone (what learn needs).
+  EXPECT_TRUE(load_behavior_log(*store, /*with_events=*/false).events.empty());
+}
+
+TEST(UbspCatalog, AStoreWithoutACatalogSaysHowToAddOne) {
+  TempDir dir("liber-ubsp");
+  { open_rocksdb_store(dir / "state"); }
+  auto store = open_rocksdb_store(dir / "state", {.read_only = true});
+  try {
+    load_behavior_log(*store);
+    FAIL() << "no exception";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::InvalidInput);
+    EXPECT_NE(std::string(e.what()).find("liber ingest"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find((dir / "state").string()), std::string::npos) << e.what();
+  }
+}
+
+// first:N, the KAR-style input: each user's first N accepted behaviors (across partitions
+// and the open cache) as one partition, the events themselves the reference.
+TEST(UbspPartitionSet, FirstNIsEachUsersFirstBehaviorsAndStaysOnceDerived) {
+  TempDir dir("liber-ubsp");
+  testing::write_ml1m_fixture(dir / "data", 4, 9, 3);  // 4 users x 9 events
+  const BehaviorLog log = read_movielens_1m(dir / "data");
+  PartitionRule rule;
+  rule.count = 4;  // 2 partitions of 4 + 1 cached event per user
+  ingest_log(dir / "state", log, rule, IngestOptions{});
+  auto store = open_rocksdb_store(dir / "state");
+  const PartitionSet first6 = PartitionSet::parse("first:6"), first9 = PartitionSet::parse("first:9");
+  EXPECT_EQ(first6.name(), "first:6");
+  EXPECT_EQ(PartitionSet::parse("ubsp").name(), "ubsp");
+  EXPECT_THROW(PartitionSet::parse("first:0"), Error);
+  EXPECT_THROW(PartitionSet::parse("last:3"), Error);
+  EXPECT_EQ(derive_partition_set(*store, first6), 4u);
+  EXPECT_EQ(derive_partition_set(*store, first6), 0u);  // once
+  EXPECT_EQ(derive_partition_set(*store, first9), 4u);  // reaches into the cache
+  EXPECT_EQ(derive_partition_set(*store, PartitionSet::parse("first:10")), 0u);  // nobody has 10
+  for (const char* user : {"1", "2", "3", "4"}) {
+    // The reference: the user's events from the log, in time order.
+    std::vector<std::pair<int64_t, std::string>> events;
+    for (const Event& e : log.events)
+      if (log.users.ids.key(e.user) == user) events.emplace_back(e.ts, log.items.ids.key(e.item));
+    std::stable_sort(events.begin(), events.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const PartitionSet& set : {first6, first9}) {
+      const auto parts = read_partitions_in(*store, set, user);
+      ASSERT_EQ(parts.size(), 1u) << user;
+      ASSERT_EQ(parts[0].events.size(), set.first) << user;
+      EXPECT_EQ(parts[0].seq, 0u);
+      for (std::size_t i = 0; i < set.first; ++i) EXPECT_EQ(parts[0].events[i].item, events[i].second);
+      EXPECT_EQ(parts[0].t_begin, events.front().first);
+      EXPECT_EQ(parts[0].t_end, events[set.first - 1].first);
+    }
+  }
+  std::size_t n = 0;
+  for_each_partition_in(*store, first6, [&](const StoredPartition&) { ++n; });
+  EXPECT_EQ(n, 4u);
+  n = 0;
+  for_each_partition_in(*store, PartitionSet{}, [&](const StoredPartition&) { ++n; });
+  EXPECT_EQ(n, 8u);  // "ubsp": the closed partitions
 }
 
 }  // namespace
