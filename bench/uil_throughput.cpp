@@ -418,7 +418,7 @@ int run(const Args& args) {
     opt.items = false;
     opt.use_cache = false;
     opt.naive_exact_bytes = 0;  // the naive estimate is not part of the timed stage
-    const CostReport cost = learn_interests(*store, log, *engine, opt);
+    const CostReport cost = learn_interests(*store, *engine, opt);
     a.seconds = cost.interest_wall_s;
     a.prompt_tokens = cost.prompt_tokens;
     a.completion_tokens = cost.completion_tokens;
@@ -440,7 +440,7 @@ int run(const Args& args) {
     const PromptTemplate& tmpl = builtin_interest_template();
     std::size_t hash_mismatch = 0;
     std::map<std::string, std::vector<InterestRecord>> by_user;
-    for_each_interest(*store, [&](const InterestRecord& r) { by_user[r.user].push_back(r); });
+    for_each_interest(*store, "", [&](const InterestRecord& r) { by_user[r.user].push_back(r); });
     for (auto& [user, recs] : by_user) {
       std::sort(recs.begin(), recs.end(),
                 [](const InterestRecord& x, const InterestRecord& y) { return x.seq < y.seq; });

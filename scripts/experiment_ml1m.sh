@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# The LIBER experiment on ML-1M, every stage, in one resumable command:
+# The LIBER experiment on ML-1M, every stage, in one resumable command, in ONE store:
 #
-#   cascade store (K = 50): ingest -> learn USERS random users (seed 42) -> encode
-#   KAR-style store (first 30 behaviors): ingest --rule-k 30 -> learn --max-partitions 1
-#                                          for the same users -> encode
-#   no-cascade store (K = 50): learn --no-cascade for NOCASCADE_USERS of them -> encode
+#   ingest (K = 50) -> learn USERS random users (seed 42), variant "cascade" -> encode
+#   variant "kar": the same users, each one's first 30 behaviors (--partitions first:30)
+#   variant "no-cascade": NOCASCADE_USERS of them, every partition summarised alone
 #   liber experiment (configs/experiment-ml-1m.json): backbone x variant x 3 seeds
 #
 # usage: scripts/experiment_ml1m.sh [DATA_DIR] [USERS] [NOCASCADE_USERS]
@@ -13,7 +12,7 @@
 # State: $LIBER_STATE (default $LIBER_HOME/state, LIBER_HOME default ~/.cache/liber). Every
 # stage is incremental: Ctrl-C stops the script (liber exits 130 after saving what is done)
 # and a rerun goes on where it stopped. On the 2-core development machine the LLM stages
-# take hours (see README, "Interest fusion (UIF) and the experiment").
+# take hours (docs/results.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,32 +21,27 @@ users="${2:-1000}"
 nocascade_users="${3:-300}"
 state="${LIBER_STATE:-${LIBER_HOME:-$HOME/.cache/liber}/state}"
 out="${LIBER_OUT:-runs/experiment-ml-1m}"
-cascade="$state/ml-1m" kar="$state/ml-1m-kar" nocascade="$state/ml-1m-nocascade"
+store="$state/ml-1m"
 mkdir -p "$state" "$out"
 liber=build/liber
-data=(--dataset ml-1m --data-dir "$data_dir")
 stage() { echo "== $(date +%H:%M:%S) $*"; }
 
-stage "cascade: ingest (K = 50), learn $users users, encode  [$cascade]"
-$liber ingest "${data[@]}" --store "$cascade" --quiet
-$liber learn "${data[@]}" --store "$cascade" --sample "$users" --seed 42 --no-items
-$liber encode --store "$cascade" --no-items
-$liber learn --store "$cascade" --list-learned "$state/learned.txt"
+stage "ingest (K = 50), learn $users users (cascade), encode  [$store]"
+$liber ingest --dataset ml-1m --data-dir "$data_dir" --store "$store" --quiet
+$liber learn --store "$store" --sample "$users" --seed 42
+$liber encode --store "$store"
+$liber learn --store "$store" --list-learned "$state/learned.txt"
 
-stage "KAR-style: one summary of the first 30 behaviors of the same users  [$kar]"
-$liber ingest "${data[@]}" --store "$kar" --rule-k 30 --quiet
-$liber learn "${data[@]}" --store "$kar" --max-partitions 1 --user-list "$state/learned.txt" --no-items
-$liber encode --store "$kar" --no-items
+stage "variant kar: one summary of the first 30 behaviors of the same users"
+$liber learn --store "$store" --variant kar --partitions first:30 --user-list "$state/learned.txt"
 
-stage "no-cascade: $nocascade_users of the users, each partition summarised alone  [$nocascade]"
+stage "variant no-cascade: $nocascade_users of the users, each partition summarised alone"
 # The lowest ids of the learned users: a fixed subset once that many are learned.
 # (sed, not head: head would close the pipe early, and pipefail would end the script.)
 sort -n "$state/learned.txt" | sed -n "1,${nocascade_users}p" > "$state/nocascade-users.txt"
-$liber ingest "${data[@]}" --store "$nocascade" --quiet
-$liber learn "${data[@]}" --store "$nocascade" --no-cascade --user-list "$state/nocascade-users.txt" --no-items
-$liber encode --store "$nocascade" --no-items
+$liber learn --store "$store" --variant no-cascade --no-cascade --user-list "$state/nocascade-users.txt"
+$liber encode --store "$store"
 
 stage "experiment  [$out]"
-$liber experiment "${data[@]}" --config configs/experiment-ml-1m.json --out "$out" --no-progress \
-  --store "$cascade" --kar-store "$kar" --nocascade-store "$nocascade"
+$liber experiment --config configs/experiment-ml-1m.json --out "$out" --no-progress --store "$store"
 stage "done: $out/results.md, $out/auc.png, $out/results.json, $out/vectors/"

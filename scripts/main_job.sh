@@ -22,10 +22,9 @@ liber=build/liber
 echo "== ingest: UBSP partitions (K = 50) into $state/cascade"
 $liber ingest --dataset ml-1m --data-dir "$data_dir" --store "$state/cascade" --quiet
 echo "== learn: the UIL cascade over $users random users (seed 42)"
-$liber learn --dataset ml-1m --data-dir "$data_dir" --store "$state/cascade" \
-  --sample "$users" --seed 42 --no-items
+$liber learn --store "$state/cascade" --sample "$users" --seed 42
 echo "== encode: UIF knowledge vectors"
-$liber encode --store "$state/cascade" --no-items
+$liber encode --store "$state/cascade"
 echo "== experiment: each backbone alone and with LIBER, 3 seeds"
-$liber experiment --dataset ml-1m --data-dir "$data_dir" --config configs/main-job.json \
-  --out "$out" --no-progress --store "$state/cascade"
+$liber experiment --config configs/main-job.json --out "$out" --no-progress \
+  --store "$state/cascade"

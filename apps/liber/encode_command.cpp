@@ -11,10 +11,11 @@ namespace liber::cli {
 namespace {
 
 struct EncodeFlags {
+  StoreOnly store_only;
   std::string store = "./liber-state";
   EngineFlags engine;
   EncodeOptions options;
-  bool no_items = false, quiet = false;
+  bool items = false, no_items = false, quiet = false;
 };
 
 }  // namespace
@@ -29,12 +30,16 @@ void add_encode_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--replace", f->options.replace,
                 "the store holds another encoder's vectors: delete them and re-encode");
-  cmd->add_flag("--no-items", f->no_items, "skip item descriptions");
+  cmd->add_flag("--item-knowledge", f->items,
+                "also encode the item descriptions (liber learn --item-knowledge)");
+  cmd->add_flag("--no-items", f->no_items, "the default (kept for older scripts)")->group("");
   cmd->add_flag("--quiet", f->quiet, "no progress bar");
+  f->store_only.add_to(*cmd);
   cmd->callback([f] {
+    f->store_only.check("encode");
     auto engine = f->engine.make();
     auto store = open_rocksdb_store(f->store);
-    f->options.items = !f->no_items;
+    f->options.items = f->items && !f->no_items;
     f->options.progress_bar = !f->quiet;
     StopOnSigint stop;  // Ctrl-C: the current batch is written, then the run stops
     f->options.stop = stop.flag();

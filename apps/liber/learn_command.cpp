@@ -16,39 +16,49 @@ namespace liber::cli {
 namespace {
 
 struct LearnFlags {
-  DataOptions data;
+  StoreOnly store_only;
   std::string store = "./liber-state";
   EngineFlags engine;
   std::size_t users = 0, sample = 0;
   uint64_t seed = 1;
-  bool no_items = false, no_cache = false, quiet = false, sync = false, no_cascade = false;
+  bool items = false, no_items = false, no_cache = false, quiet = false, sync = false, no_cascade = false;
   std::size_t max_partitions = 0;
   std::string user_list, list_learned;
   int max_tokens = 200, item_max_tokens = 96, retries = 2;
   float temperature = 0.2f;
   float repeat_penalty = 1.3f;
   std::string prompt, item_prompt, show;
+  std::string variant = "cascade", partitions = "ubsp";
 };
 
 void show_user(const std::string& store_path, const std::string& user) {
   auto store = open_rocksdb_store(store_path, {.read_only = true});
-  const auto records = read_interests(*store, user);
-  if (records.empty())
+  require_current_interests(*store);
+  std::size_t shown = 0;
+  for (const Variant& v : list_variants(*store)) {
+    const auto records = read_interests(*store, v.id(), user);
+    if (records.empty()) continue;
+    shown += records.size();
+    std::printf("user %s, variant %s (%s, partitions %s, %s): %zu interest records\n", user.c_str(),
+                v.name.c_str(), v.id().c_str(), v.partitions.name().c_str(),
+                v.cascade ? "cascade" : "no cascade", records.size());
+    for (const auto& r : records) {
+      std::printf("\n[%u] %s  model=%s template=%s prompt=%s tokens=%d+%d (cached %d) %.2fs "
+                  "attempts=%d behaviors=%u dropped=%u%s\n",
+                  r.seq, r.ok ? "ok" : "FAILED", r.model.c_str(), r.template_version.c_str(),
+                  r.prompt_hash.c_str(), r.prompt_tokens, r.completion_tokens,
+                  r.cached_prompt_tokens, r.latency_s, r.attempts, r.behaviors,
+                  r.behaviors_dropped, r.from_cache ? " (from cache)" : "");
+      if (!r.ok) std::printf("  error:   %s\n", r.error.c_str());
+      if (!r.summary.empty()) std::printf("  summary: %s\n", r.summary.c_str());
+      if (!r.shift.empty()) std::printf("  shift:   %s\n", r.shift.c_str());
+    }
+    std::printf("\n");
+  }
+  if (shown == 0)
     throw Error(ErrorKind::InvalidInput,
                 fmt::format("user '{}' has no interest records in {} (run liber learn)", user,
                             store_path));
-  std::printf("user %s: %zu interest records\n", user.c_str(), records.size());
-  for (const auto& r : records) {
-    std::printf("\n[%u] %s  model=%s template=%s prompt=%s tokens=%d+%d (cached %d) %.2fs "
-                "attempts=%d behaviors=%u dropped=%u%s\n",
-                r.seq, r.ok ? "ok" : "FAILED", r.model.c_str(), r.template_version.c_str(),
-                r.prompt_hash.c_str(), r.prompt_tokens, r.completion_tokens,
-                r.cached_prompt_tokens, r.latency_s, r.attempts, r.behaviors,
-                r.behaviors_dropped, r.from_cache ? " (from cache)" : "");
-    if (!r.ok) std::printf("  error:   %s\n", r.error.c_str());
-    if (!r.summary.empty()) std::printf("  summary: %s\n", r.summary.c_str());
-    if (!r.shift.empty()) std::printf("  shift:   %s\n", r.shift.c_str());
-  }
 }
 
 }  // namespace
@@ -57,7 +67,7 @@ void add_learn_command(CLI::App& app) {
   auto f = std::make_shared<LearnFlags>();
   CLI::App* cmd = app.add_subcommand(
       "learn", "UIL: summarise every user's partitions in cascade with an LLM (incremental)");
-  f->data.add_to(*cmd);
+  f->store_only.add_to(*cmd);
   cmd->add_option("--store", f->store, "state store directory (RocksDB)")->capture_default_str();
   f->engine.add_to(*cmd);
   // (--users already names the generic user table, see DataOptions.)
@@ -70,9 +80,20 @@ void add_learn_command(CLI::App& app) {
   cmd->add_option("--list-learned", f->list_learned,
                   "write the users whose partitions all have a record to FILE and exit");
   cmd->add_option("--seed", f->seed, "seed of --sample")->capture_default_str();
-  cmd->add_flag("--no-items", f->no_items, "skip the item-knowledge phase");
+  cmd->add_flag("--item-knowledge", f->items,
+                "also describe every item (item knowledge); off by default: no stage reads its "
+                "vectors yet");
+  cmd->add_flag("--no-items", f->no_items, "the default (kept for older scripts)")->group("");
   cmd->add_option("--max-partitions", f->max_partitions,
-                  "only each user's first N partitions (0 = all; 1 on a K=30 store = KAR-style)")
+                  "only each user's first N partitions (0 = all)")
+      ->capture_default_str();
+  cmd->add_option("--variant", f->variant,
+                  "name of the variant these records belong to (several live side by side in "
+                  "one store; liber experiment takes them by name)")
+      ->capture_default_str();
+  cmd->add_option("--partitions", f->partitions,
+                  "what to summarise: ubsp (the partitions ingest closed) or first:N (each "
+                  "user's first N behaviors as one partition: KAR-style)")
       ->capture_default_str();
   cmd->add_flag("--no-cascade", f->no_cascade,
                 "ablation: summarise every partition on its own (previous summary \"none\")");
@@ -96,7 +117,13 @@ void add_learn_command(CLI::App& app) {
     }
     if (!f->list_learned.empty()) {
       auto store = open_rocksdb_store(f->store, {.read_only = true});
-      const auto users = learned_users(*store);
+      require_current_interests(*store);
+      const auto variant = find_variant(*store, f->variant);
+      if (!variant)
+        throw Error(ErrorKind::InvalidInput,
+                    fmt::format("the store {} has no variant named '{}' (liber learn --variant)",
+                                f->store, f->variant));
+      const auto users = learned_users(*store, *variant);
       std::ofstream out(f->list_learned);
       for (const auto& u : users) out << u << "\n";
       if (!out) throw Error(ErrorKind::Io, fmt::format("cannot write {}", f->list_learned));
@@ -104,8 +131,8 @@ void add_learn_command(CLI::App& app) {
                    f->list_learned.c_str());
       return;
     }
+    f->store_only.check("learn");
     std::unique_ptr<LlmEngine> engine = f->engine.make();
-    BehaviorLog log = f->data.load();
     PromptTemplate prompt, item_prompt;
     LearnOptions opt;
     if (!f->prompt.empty()) {
@@ -124,7 +151,7 @@ void add_learn_command(CLI::App& app) {
     opt.users = f->users;
     opt.sample = f->sample;
     opt.sample_seed = f->seed;
-    opt.items = !f->no_items;
+    opt.items = f->items && !f->no_items;
     opt.max_partitions = f->max_partitions;
     if (!f->user_list.empty()) {
       std::ifstream in(f->user_list);
@@ -134,6 +161,8 @@ void add_learn_command(CLI::App& app) {
         throw Error(ErrorKind::InvalidInput, fmt::format("{}: no user ids", f->user_list));
     }
     opt.cascade = !f->no_cascade;
+    opt.variant = f->variant;
+    opt.partitions = f->partitions;
     opt.use_cache = !f->no_cache;
     opt.sync = f->sync;
     opt.progress_bar = !f->quiet;
@@ -145,9 +174,9 @@ void add_learn_command(CLI::App& app) {
       std::fflush(stdout);
     };
     auto store = open_rocksdb_store(f->store);
-    std::fprintf(stderr, "liber: learn %s from %s with %s (context %d)\n", log.description.c_str(),
-                 f->store.c_str(), engine->model_id().c_str(), engine->context_length());
-    const CostReport cost = learn_interests(*store, log, *engine, opt);
+    std::fprintf(stderr, "liber: learn from %s with %s (context %d)\n", f->store.c_str(),
+                 engine->model_id().c_str(), engine->context_length());
+    const CostReport cost = learn_interests(*store, *engine, opt);
     std::printf("%s", cost.summary().c_str());
     if (cost.stopped) throw StoppedByRequest{};
   });

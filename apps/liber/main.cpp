@@ -13,10 +13,12 @@ int main(int argc, char** argv) {
   liber::cli::add_data_command(app);
   liber::cli::add_train_command(app);
   liber::cli::add_export_command(app);
-  liber::cli::add_ingest_command(app); liber::cli::add_partitions_command(app);
+  liber::cli::add_ingest_command(app);
+  liber::cli::add_partitions_command(app);
   liber::cli::add_learn_command(app);
   liber::cli::add_encode_command(app);
   liber::cli::add_experiment_command(app);
+  liber::cli::add_migrate_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -159,7 +159,15 @@ MemoryRun partition_in_memory(const BehaviorLog& log, std::span<const Event> str
 //   t_begin or absolute), tag byte (label+1 | rating kind << 2), rating (1 byte half-steps
 //   or 4-byte float when not a multiple of 0.5; none when NaN)
 //   progress  stream name -> [version 1][offset][prefix hash (8 bytes)]
-//   meta      "dataset", "fingerprint", "rule", "format"
+//   meta      "dataset", "fingerprint", "rule", "format", "catalog" (below)
+// The catalog: every stage after ingest reads the dataset from the store alone.
+//   meta "catalog" -> JSON {"v": 1, "name", "description", "like_threshold", "items" and
+//             "users": {"rows", "attributes": [{"name", "multi", "values": [...] (code 1..),
+//             "labels": {value: text}}]}}
+//   items     row (4 bytes big-endian, the reader's dense id) -> [version 1][item id]
+//             [title][year][per attribute: n, codes]
+//   users     row -> [version 1][user id][per attribute: n, codes]
+//   derived_partitions  varint(len) set name + partition key -> as partitions (PartitionSet)
 
 struct StoredEvent {
   std::string item;
@@ -254,6 +262,34 @@ std::vector<StoredLate> read_late(Store& store);
 // One JSON object, no newline: {"user","seq","t_begin","t_end","reason","size","events":
 // [{"item","ts","rating"?,"label"?}]}
 std::string partition_json(const StoredPartition& p);
+
+// Writes the log's item catalog and user table into the store (one atomic batch; the
+// Ingestor does it on construction, so a store always knows its dataset).
+void store_catalog(Store& store, const BehaviorLog& log);
+// The dataset as ingested: catalog, user table and, with `with_events`, every accepted
+// event (from the closed partitions, then the open caches; late and bad events are not
+// part of it). Throws Error(InvalidInput) naming the store when it has no catalog.
+BehaviorLog load_behavior_log(Store& store, bool with_events = true);
+
+// ---- Partition sets --------------------------------------------------------------------
+// What UIL summarises: "ubsp", the partitions the rule closed, or a set derived from the
+// same store, "first:N": each user's first N accepted behaviors as one partition (seq 0;
+// users with fewer have none), the KAR-style baseline's input. A derived set is stored once
+// derived, so it stays what was summarised when later events arrive.
+struct PartitionSet {
+  std::size_t first = 0;  // N of "first:N"; 0 = "ubsp"
+  bool derived() const { return first > 0; }
+  std::string name() const;  // "ubsp" | "first:N"
+  // Throws Error(Config) for anything but "ubsp" or "first:N" (N >= 1).
+  static PartitionSet parse(std::string_view text);
+};
+// Stores the set's partitions for every user that has enough behaviors and none yet; returns
+// how many it added (0 for "ubsp", which ingest maintains).
+std::size_t derive_partition_set(Store& store, const PartitionSet& set);
+void for_each_partition_in(Store& store, const PartitionSet& set,
+                           const std::function<void(const StoredPartition&)>& fn);
+std::vector<StoredPartition> read_partitions_in(Store& store, const PartitionSet& set,
+                                                std::string_view user);
 
 // Convenience for the CLI and the crash-test helper: opens/creates the store at `path`,
 // checks identity, ingests time_ordered(log.events), returns the stats.

@@ -9,11 +9,12 @@
 //                       closed strictly before the sample's timestamp (no leakage).
 //   export_interest_table  the table as .npy + JSON index for Python CTR frameworks.
 //
-// The fuse layer itself (attention over a sample's partition rows, target-aware) is a
-// libtorch module inside every backbone, configured by InterestInput (liber/dataset.h).
+// The fuse layer itself (attention over a sample's partition rows, target-aware) implements
+// CTR's side-input plug (FeatureSchema::side): a libtorch module inside every backbone,
+// configured by FuseConfig, trained jointly with it.
 //
-// knowledge_vectors layout (binary values, version byte 1):
-//   "p" + partition key (user key + big-endian seq) -> summary vector, then shift vector
+// knowledge_vectors layout (binary values, version byte 1), format 2 (meta "uif.version"):
+//   "p" + interest key (variant id + user key + big-endian seq) -> summary, then shift vector
 //   "i" + external item id                          -> item description vector
 //   value: version, encoder id, dim, source hash (of the encoded texts), floats (LE)
 // The store's meta family holds "uif.encoder" = {"id", "dim"}: one encoder per store.
@@ -31,6 +32,7 @@
 #include "liber/dataset.h"
 #include "liber/llm.h"
 #include "liber/store.h"
+#include "liber/uil.h"
 
 namespace liber {
 
@@ -42,13 +44,14 @@ struct KnowledgeVector {
   std::vector<float> values;  // partition: 2 * dim (summary, then shift); item: dim
 };
 
-std::optional<KnowledgeVector> read_partition_vector(Store& store, std::string_view user,
-                                                     uint32_t seq);
+// The vector of the record of variant `variant_id` for (user, seq).
+std::optional<KnowledgeVector> read_partition_vector(Store& store, std::string_view variant_id,
+                                                     std::string_view user, uint32_t seq);
 std::optional<KnowledgeVector> read_item_vector(Store& store, std::string_view item);
 
 struct EncodeOptions {
   bool interests = true;      // every ok interest record (summary and shift)
-  bool items = true;          // every ok item description
+  bool items = false;         // every ok item description (when learned: learn --item-knowledge)
   std::size_t batch = 64;     // texts per embed() call and per atomic store write
   // The store already holds vectors of another encoder (or dimension): false refuses with
   // an error, true deletes them and encodes everything with this one.
@@ -71,7 +74,14 @@ struct EncodeReport {
   std::string summary() const;  // multi-line, for the CLI
 };
 
+// Encodes the records of every variant (and, with options.items, the item descriptions).
+// Upgrades a store of format 1 first (migrate_interests, migrate_vectors).
 EncodeReport encode_knowledge(Store& store, LlmEngine& encoder, const EncodeOptions& options = {});
+
+// Format 1 keyed partition vectors by user and seq alone; migrate_vectors re-keys them by
+// the variant of their (migrated) record, in one atomic batch. Returns how many it moved.
+inline constexpr int kVectorsVersion = 2;
+std::size_t migrate_vectors(Store& store);
 
 // ---- The interest table ----------------------------------------------------------------
 struct PartitionVector {
@@ -82,6 +92,7 @@ struct PartitionVector {
 };
 
 struct InterestTable {
+  std::string variant;                      // Variant::id() of its records
   std::string encoder;
   int dim = 0;                              // per text; a row is width() = 2 * dim floats
   std::vector<PartitionVector> partitions;  // by (user key, seq)
@@ -89,26 +100,41 @@ struct InterestTable {
   int width() const { return 2 * dim; }
 };
 
-// Every partition of the store with an ok interest record and a vector of the current
-// encoder. `users` (external ids) restricts it; empty = all.
-InterestTable load_interest_table(Store& store, const std::vector<std::string>& users = {});
+// Every partition of the variant's set with an ok record of the variant and a vector of the
+// current encoder. `users` (external ids) restricts it; empty = all.
+InterestTable load_interest_table(Store& store, const Variant& variant,
+                                  const std::vector<std::string>& users = {});
 
 // Users with at least one partition whose every closed partition has an interest record
 // and, when that record is ok, a vector (external ids, store key order). Failed records
 // count as learned: the LLM had its attempts, and the fuse layer simply does not see them
 // (requiring success would bias the population towards users the model handles well).
-std::vector<std::string> fully_encoded_users(Store& store);
+std::vector<std::string> fully_encoded_users(Store& store, const Variant& variant);
 
 // Keeps only the samples of the given users (external ids) in every split.
 void keep_users(CtrDataset& data, const BehaviorLog& log, const std::vector<std::string>& users);
 
-// Sets data.schema.interests (width, the frozen vectors, and `input`'s fuse settings) and
-// gives every sample of every split the rows of its user's partitions whose t_end is
-// strictly before the sample's timestamp: the most recent `input.slots`, right-aligned
-// (slot slots-1 = the latest), -1 in empty slots. A partition holding the sample's own
-// event, or any later one, is therefore never visible.
+// The fuse layer's settings.
+struct FuseConfig {
+  int slots = 16;        // most recent visible partitions per sample
+  int fused_dim = 32;    // fuse layer output
+  int hidden = 16;       // attention width (bench/fuse_bench: 32 doubles its cost)
+  // The frozen vectors are reduced once (PCA fitted on all rows, whitened) to this many
+  // dimensions before the fuse layer; 0 keeps them as they are.
+  int reduced_dim = 64;
+  std::string fusion = "attention";  // attention | mean (the ablation)
+};
+
+// The fuse layer over `table`'s rows as a side-input plug ("liber"): each sample's values
+// are `config.slots` table rows, -1 for an empty slot. Throws Error(Config) for a bad config.
+SideInputPlug fuse_plug(const InterestTable& table, const FuseConfig& config);
+
+// Sets data.schema.side = fuse_plug(table, config) and gives every sample of every split the
+// rows of its user's partitions whose t_end is strictly before the sample's timestamp: the
+// most recent `config.slots`, right-aligned (slot slots-1 = the latest), -1 in empty slots.
+// A partition holding the sample's own event, or any later one, is therefore never visible.
 void attach_interests(CtrDataset& data, const BehaviorLog& log, const InterestTable& table,
-                      InterestInput input);
+                      const FuseConfig& config);
 
 // Writes <dir>/partition_vectors.npy (float32 [partitions, width]) and <dir>/index.json:
 // {"encoder", "dim", "width", "layout": "summary|shift", "partitions": [{"user", "seq",

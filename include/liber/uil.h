@@ -22,8 +22,16 @@
 // number dropped is recorded. If even zero behaviors do not fit, the record fails with the
 // reason "prompt does not fit"; nothing crashes.
 //
+// Variants. One store holds the records of several variants side by side (the cascade, the
+// no-cascade ablation, a KAR-style summary of the first behaviors, other models or
+// templates): a Variant is named by the user and identified by what makes its records,
+// the partition set, cascade on/off, the model and the template hash. Records are keyed by
+// the variant's id, so variants never overwrite each other; meta "uil.variant/<name>"
+// holds the variant a name stands for.
+//
 // Store (column families, keys use external ids):
-//   interests      user key + big-endian seq (as partitions) -> InterestRecord (JSON, "v":1)
+//   interests      variant id (8 bytes big-endian) + user key + big-endian seq
+//                  -> InterestRecord (JSON, "v":1)
 //   item_knowledge item id -> ItemKnowledge (JSON, "v":1)
 //   llm_cache      16 hex of fnv1a64(model id, generation params, prompt) -> cached output
 // Every record is written (one WriteBatch) the moment its request completes, so a run that
@@ -86,8 +94,9 @@ struct BehaviorText {
   int8_t label = -1;
 };
 
-// "female, 25-34, occupation: programmer" from the user table (ML-1M codes decoded; other
-// datasets: "name: value" of every attribute). Unknown user: "unknown".
+// "female, age 25-34, occupation: programmer" from the user table: every attribute but zip
+// by its label (Attribute::label: the reader decodes coded values), gender and age first-
+// class, others as "name: value". Unknown user: "unknown".
 std::string describe_user(const BehaviorLog& log, std::string_view external_user);
 // The partition's behaviors as text, in timestamp order. Items absent from the catalog are
 // rendered by id.
@@ -139,10 +148,46 @@ std::string interest_json_schema();
 // missing fields -> nullopt with `why` set.
 std::optional<InterestOutput> parse_interest_output(std::string_view text, std::string* why);
 
+// ---- Variants --------------------------------------------------------------------------
+struct Variant {
+  std::string name = "cascade";  // the user's label; not part of the id
+  PartitionSet partitions;       // what is summarised
+  bool cascade = true;           // false: every partition alone (previous summary "none")
+  std::string model;             // LlmEngine::model_id()
+  std::string template_version, template_hash;
+
+  // 16 hex digits of FNV-1a 64 over partitions, cascade, model and template hash.
+  std::string id() const;
+  std::string to_json() const;
+  static Variant from_json(std::string_view json);
+};
+// The variant `name` stands for in the store, if any.
+std::optional<Variant> find_variant(Store& store, std::string_view name);
+// Every named variant, by name.
+std::vector<Variant> list_variants(Store& store);
+// Makes `variant.name` stand for `variant` (a warning when it stood for other settings).
+// Throws Error(Config) for a name that is not 1-64 letters, digits, '-' or '_'.
+void register_variant(Store& store, const Variant& variant);
+
+// Store format of UIL's families: 2 = records keyed by variant. A store of version 1
+// (written before variants, records keyed by user and seq alone) is upgraded by
+// migrate_interests: each record becomes a record of the variant its own fields name
+// ("cascade", or "no-cascade" when no record carried a previous summary; partition set
+// "ubsp"). learn_interests migrates on its own; read-only readers refuse a version-1 store
+// with a message that says so.
+inline constexpr int kInterestsVersion = 2;
+int interests_version(Store& store);
+// Returns how many records it re-keyed (0 when the store is current).
+std::size_t migrate_interests(Store& store);
+// Throws Error(InvalidInput) naming the store when interests_version(store) < 2.
+void require_current_interests(Store& store);
+
 // ---- Records ---------------------------------------------------------------------------
 struct InterestRecord {
   std::string user;
   uint32_t seq = 0;
+  std::string variant;       // Variant::id() of the variant that made it
+  std::string variant_name;  // its name when made
   bool ok = false;
   std::string error;  // why it failed
   std::string summary, shift;
@@ -172,9 +217,12 @@ struct ItemKnowledge {
   static ItemKnowledge from_json(std::string_view json);
 };
 
-std::string interest_key(std::string_view user, uint32_t seq);
-std::vector<InterestRecord> read_interests(Store& store, std::string_view user);
-void for_each_interest(Store& store, const std::function<void(const InterestRecord&)>& fn);
+std::string interest_key(std::string_view variant_id, std::string_view user, uint32_t seq);
+std::vector<InterestRecord> read_interests(Store& store, std::string_view variant_id,
+                                           std::string_view user);
+// Every record of the variant, by (user key, seq); every variant's when variant_id is empty.
+void for_each_interest(Store& store, std::string_view variant_id,
+                       const std::function<void(const InterestRecord&)>& fn);
 std::optional<ItemKnowledge> read_item_knowledge(Store& store, std::string_view item);
 void for_each_item_knowledge(Store& store, const std::function<void(const ItemKnowledge&)>& fn);
 
@@ -191,10 +239,14 @@ struct LearnOptions {
   uint64_t sample_seed = 1;
   std::size_t max_partitions = 0;  // only each user's first N partitions; 0 = all
   std::vector<std::string> only_users;  // only these users (external ids); empty = all
-  // false: the no-cascade ablation, every partition summarised on its own (the prompt's
-  // previous summary is always "none").
+  // The variant these records belong to (see Variants): its name, the partition set it
+  // summarises ("ubsp" | "first:N", derived on first use), and cascade: false is the
+  // no-cascade ablation, every partition summarised on its own (previous summary "none").
+  std::string variant = "cascade";
+  std::string partitions = "ubsp";
   bool cascade = true;
-  bool items = true;            // item knowledge phase (after the cascade)
+  // Item knowledge phase (after the cascade). Off by default: no stage reads its vectors yet.
+  bool items = false;
   int item_max_tokens = 96;
   bool use_cache = true;        // reuse an identical prompt's output on the same model
   bool sync = false;            // fsync every record write
@@ -212,6 +264,7 @@ struct LearnOptions {
 };
 
 struct CostReport {
+  std::string variant, variant_name;  // the variant learned
   // LLM work of this run (all calls, retries included).
   uint64_t calls = 0, prompt_tokens = 0, completion_tokens = 0, cached_prompt_tokens = 0;
   uint64_t interest_calls = 0, interest_prompt_tokens = 0;
@@ -240,12 +293,16 @@ struct CostReport {
   CostReport& operator+=(const CostReport& other);
 };
 
-// Runs the cascade; every run that made LLM calls also stores its CostReport in the store
-// (progress family, "uil.run/<unix ms>"), read back by read_learn_runs.
-CostReport learn_interests(Store& store, const BehaviorLog& log, LlmEngine& engine,
-                           const LearnOptions& options = {});
-std::vector<CostReport> read_learn_runs(Store& store);
-// Users with at least one partition whose every partition has a record (ok or failed).
-std::vector<std::string> learned_users(Store& store);
+// Runs the cascade over the store's partitions, rendering behaviors from the catalog that
+// ingest stored (load_behavior_log): the store is the stage's whole input. Every run that
+// made LLM calls also stores its CostReport in the store (progress family,
+// "uil.run/<variant id>/<unix ms>"), read back by read_learn_runs. The variant is registered
+// under its name (a name whose settings changed now stands for the new variant; the old
+// records stay under their id).
+CostReport learn_interests(Store& store, LlmEngine& engine, const LearnOptions& options = {});
+std::vector<CostReport> read_learn_runs(Store& store, std::string_view variant_id);
+// Users with at least one partition in the variant's set whose every such partition has a
+// record of the variant (ok or failed).
+std::vector<std::string> learned_users(Store& store, const Variant& variant);
 
 }  // namespace liber

@@ -17,12 +17,13 @@ namespace liber {
 
 namespace {
 
-// Partitions of the store grouped by user, in (user key, seq) order.
+// Partitions of a set grouped by user, in (user key, seq) order.
 void for_each_user_partitions(
-    Store& store, const std::function<void(const std::string&, std::vector<StoredPartition>&)>& fn) {
+    Store& store, const PartitionSet& set,
+    const std::function<void(const std::string&, std::vector<StoredPartition>&)>& fn) {
   std::string user;
   std::vector<StoredPartition> parts;
-  for_each_partition(store, [&](const StoredPartition& p) {
+  for_each_partition_in(store, set, [&](const StoredPartition& p) {
     if (!parts.empty() && p.user != user) {
       fn(user, parts);
       parts.clear();
@@ -40,18 +41,23 @@ void for_each_user_partitions(
 
 }  // namespace
 
-InterestTable load_interest_table(Store& store, const std::vector<std::string>& users) {
+InterestTable load_interest_table(Store& store, const Variant& variant,
+                                  const std::vector<std::string>& users) {
+  require_current_interests(store);
+  const std::string id = variant.id();
   const std::unordered_set<std::string> only(users.begin(), users.end());
   InterestTable t;
-  for_each_user_partitions(store, [&](const std::string& user, std::vector<StoredPartition>& parts) {
+  t.variant = id;
+  for_each_user_partitions(store, variant.partitions, [&](const std::string& user,
+                                                          std::vector<StoredPartition>& parts) {
     if (!only.empty() && !only.contains(user)) return;
-    const std::vector<InterestRecord> recs = read_interests(store, user);
+    const std::vector<InterestRecord> recs = read_interests(store, id, user);
     std::unordered_map<uint32_t, const InterestRecord*> by_seq;
     for (const auto& r : recs) by_seq[r.seq] = &r;
     for (const StoredPartition& p : parts) {
       auto r = by_seq.find(p.seq);
       if (r == by_seq.end() || !r->second->ok) continue;
-      auto v = read_partition_vector(store, user, p.seq);
+      auto v = read_partition_vector(store, id, user, p.seq);
       if (!v) continue;
       if (t.encoder.empty()) {
         t.encoder = v->encoder;
@@ -75,12 +81,14 @@ InterestTable load_interest_table(Store& store, const std::vector<std::string>& 
   return t;
 }
 
-std::vector<std::string> fully_encoded_users(Store& store) {
+std::vector<std::string> fully_encoded_users(Store& store, const Variant& variant) {
+  require_current_interests(store);
+  const std::string id = variant.id();
   std::vector<std::string> out;
-  for (const std::string& user : learned_users(store)) {
+  for (const std::string& user : learned_users(store, variant)) {
     bool encoded = true;
-    for (const InterestRecord& r : read_interests(store, user))
-      encoded = encoded && (!r.ok || read_partition_vector(store, user, r.seq).has_value());
+    for (const InterestRecord& r : read_interests(store, id, user))
+      encoded = encoded && (!r.ok || read_partition_vector(store, id, user, r.seq).has_value());
     if (encoded) out.push_back(user);
   }
   return out;
@@ -95,8 +103,7 @@ void filter_samples(SampleSet& set, const FeatureSchema& schema, Keep keep) {
   const std::size_t s = schema.sparse.size();
   std::size_t l = 0;
   for (const SequenceField& f : schema.sequences) l += static_cast<std::size_t>(f.length);
-  const std::size_t d = static_cast<std::size_t>(schema.dense_dim);
-  const std::size_t m = set.partitions.empty() ? 0 : set.partitions.size() / std::max<std::size_t>(n, 1);
+  const std::size_t m = schema.side.enabled() ? static_cast<std::size_t>(schema.side.width) : 0;
   std::size_t w = 0;
   for (std::size_t i = 0; i < n; ++i) {
     if (!keep(i)) continue;
@@ -106,8 +113,7 @@ void filter_samples(SampleSet& set, const FeatureSchema& schema, Keep keep) {
     };
     move_row(set.sparse, s);
     move_row(set.sequences, l);
-    move_row(set.dense, d);
-    move_row(set.partitions, m);
+    move_row(set.side, m);
     set.labels[w] = set.labels[i];
     if (!set.users.empty()) set.users[w] = set.users[i];
     if (!set.timestamps.empty()) set.timestamps[w] = set.timestamps[i];
@@ -115,8 +121,7 @@ void filter_samples(SampleSet& set, const FeatureSchema& schema, Keep keep) {
   }
   set.sparse.resize(w * s);
   set.sequences.resize(w * l);
-  set.dense.resize(w * d);
-  set.partitions.resize(w * m);
+  set.side.resize(w * m);
   set.labels.resize(w);
   if (!set.users.empty()) set.users.resize(w);
   if (!set.timestamps.empty()) set.timestamps.resize(w);
@@ -136,14 +141,11 @@ void keep_users(CtrDataset& data, const BehaviorLog& log, const std::vector<std:
 }
 
 void attach_interests(CtrDataset& data, const BehaviorLog& log, const InterestTable& table,
-                      InterestInput input) {
+                      const FuseConfig& config) {
   if (table.dim <= 0 || table.partitions.empty())
     throw Error(ErrorKind::InvalidInput,
                 "attach_interests: the interest table is empty (run liber learn and liber encode)");
-  if (input.slots <= 0) throw Error(ErrorKind::Config, "interest slots must be at least 1");
-  if (input.fusion != "attention" && input.fusion != "mean")
-    throw Error(ErrorKind::Config,
-                fmt::format("unknown fusion '{}' (attention | mean)", input.fusion));
+  SideInputPlug plug = fuse_plug(table, config);  // checks the config
   // User row (the samples' user id) -> that user's partitions, by seq.
   std::vector<std::vector<const PartitionVector*>> by_user(log.users.ids.size());
   for (const PartitionVector& p : table.partitions)
@@ -151,14 +153,14 @@ void attach_interests(CtrDataset& data, const BehaviorLog& log, const InterestTa
   for (auto& v : by_user)
     std::sort(v.begin(), v.end(), [](auto* a, auto* b) { return a->seq < b->seq; });
 
-  const auto m = static_cast<std::size_t>(input.slots);
+  const auto m = static_cast<std::size_t>(config.slots);
   std::vector<int32_t> visible;
   for (SampleSet* set : {&data.train, &data.valid, &data.test}) {
     const std::size_t n = set->size();
     if (set->users.size() != n || set->timestamps.size() != n)
       throw Error(ErrorKind::InvalidInput,
                   "attach_interests: the samples carry no user ids or timestamps");
-    set->partitions.assign(n * m, -1);
+    set->side.assign(n * m, -1);
     for (std::size_t i = 0; i < n; ++i) {
       const uint32_t u = set->users[i];
       if (u >= by_user.size()) continue;
@@ -169,12 +171,10 @@ void attach_interests(CtrDataset& data, const BehaviorLog& log, const InterestTa
         if (p->t_end < set->timestamps[i]) visible.push_back(static_cast<int32_t>(p->row));
       const std::size_t k = std::min(visible.size(), m);
       std::copy(visible.end() - static_cast<std::ptrdiff_t>(k), visible.end(),
-                set->partitions.begin() + static_cast<std::ptrdiff_t>(i * m + (m - k)));
+                set->side.begin() + static_cast<std::ptrdiff_t>(i * m + (m - k)));
     }
   }
-  input.width = table.width();
-  input.vectors = std::make_shared<const std::vector<float>>(table.rows);
-  data.schema.interests = std::move(input);
+  data.schema.side = std::move(plug);
 }
 
 void export_interest_table(const InterestTable& table, const std::filesystem::path& dir) {
@@ -205,6 +205,7 @@ void export_interest_table(const InterestTable& table, const std::filesystem::pa
   for (const PartitionVector& p : table.partitions)
     parts.push_back({{"user", p.user}, {"seq", p.seq}, {"t_begin", p.t_begin}, {"t_end", p.t_end}, {"row", p.row}});
   const nlohmann::json index = {{"encoder", table.encoder},
+                                {"variant", table.variant},
                                 {"dim", table.dim},
                                 {"width", table.width()},
                                 {"layout", "summary|shift"},

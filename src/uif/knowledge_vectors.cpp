@@ -3,6 +3,7 @@
 // text, in batches, each batch one atomic store write (so a stopped or killed run keeps
 // every finished batch and redoes none of it).
 #include <chrono>
+#include <map>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -10,9 +11,11 @@
 
 #include "liber/error.h"
 #include "liber/progress.h"
-#include "liber/ubsp/codec.h"
+#include "liber/common/bytes.h"
+#include "liber/common/hash.h"
 #include "liber/uif.h"
 #include "liber/uil.h"
+#include "liber/uif/keys.h"
 
 namespace liber {
 
@@ -23,11 +26,10 @@ using Clock = std::chrono::steady_clock;
 
 constexpr uint8_t kVectorVersion = 1;
 constexpr const char* kEncoderMetaKey = "uif.encoder";
+constexpr const char* kVersionKey = "uif.version";
 
-std::string partition_vector_key(std::string_view user, uint32_t seq) {
-  std::string k(1, 'p');
-  k += ubsp::partition_key(user, seq);
-  return k;
+std::string partition_vector_key(std::string_view variant_id, std::string_view user, uint32_t seq) {
+  return "p" + interest_key(variant_id, user, seq);
 }
 std::string item_vector_key(std::string_view item) {
   std::string k(1, 'i');
@@ -38,10 +40,10 @@ std::string item_vector_key(std::string_view item) {
 std::string encode_vector(const KnowledgeVector& v) {
   std::string out;
   out.push_back(static_cast<char>(kVectorVersion));
-  ubsp::put_lp(out, v.encoder);
-  ubsp::put_varint(out, static_cast<uint64_t>(v.dim));
-  ubsp::put_be64(out, v.source_hash);
-  ubsp::put_varint(out, v.values.size());
+  put_lp(out, v.encoder);
+  put_varint(out, static_cast<uint64_t>(v.dim));
+  put_be64(out, v.source_hash);
+  put_varint(out, v.values.size());
   static_assert(sizeof(float) == 4);
   const std::size_t at = out.size();
   out.resize(at + v.values.size() * 4);
@@ -50,7 +52,7 @@ std::string encode_vector(const KnowledgeVector& v) {
 }
 
 KnowledgeVector decode_vector(std::string_view value) {
-  ubsp::Reader r(value, "knowledge vector");
+  ByteReader r(value, "knowledge vector");
   if (r.byte() != kVectorVersion) r.corrupt();
   KnowledgeVector v;
   v.encoder = std::string(r.lp());
@@ -64,11 +66,7 @@ KnowledgeVector decode_vector(std::string_view value) {
   return v;
 }
 
-uint64_t texts_hash(std::string_view a, std::string_view b = {}) {
-  uint64_t h = ubsp::fnv1a(a);
-  h = ubsp::fnv1a("\x1f", h);
-  return ubsp::fnv1a(b, h);
-}
+uint64_t texts_hash(std::string_view a, std::string_view b = {}) { return fnv1a_fields({a, b}); }
 
 struct Job {
   std::string key;
@@ -79,7 +77,7 @@ struct Job {
 
 // The encoder of the store's existing vectors, if any.
 std::optional<std::pair<std::string, int>> stored_encoder(Store& store) {
-  auto v = store.get(Family::Meta, kEncoderMetaKey);
+  auto v = store.get(kMetaFamily, kEncoderMetaKey);
   if (!v) return std::nullopt;
   try {
     const json j = json::parse(*v);
@@ -91,25 +89,25 @@ std::optional<std::pair<std::string, int>> stored_encoder(Store& store) {
 
 void drop_all_vectors(Store& store) {
   auto batch = store.new_batch();
-  store.scan(Family::Vectors, "", [&](std::string_view k, std::string_view) {
-    batch->del(Family::Vectors, k);
+  store.scan(uif::kVectors, "", [&](std::string_view k, std::string_view) {
+    batch->del(uif::kVectors, k);
     return true;
   });
-  batch->del(Family::Meta, kEncoderMetaKey);
+  batch->del(kMetaFamily, kEncoderMetaKey);
   store.write(*batch);
 }
 
 }  // namespace
 
-std::optional<KnowledgeVector> read_partition_vector(Store& store, std::string_view user,
-                                                     uint32_t seq) {
-  auto v = store.get(Family::Vectors, partition_vector_key(user, seq));
+std::optional<KnowledgeVector> read_partition_vector(Store& store, std::string_view variant_id,
+                                                     std::string_view user, uint32_t seq) {
+  auto v = store.get(uif::kVectors, partition_vector_key(variant_id, user, seq));
   if (!v) return std::nullopt;
   return decode_vector(*v);
 }
 
 std::optional<KnowledgeVector> read_item_vector(Store& store, std::string_view item) {
-  auto v = store.get(Family::Vectors, item_vector_key(item));
+  auto v = store.get(uif::kVectors, item_vector_key(item));
   if (!v) return std::nullopt;
   return decode_vector(*v);
 }
@@ -132,6 +130,8 @@ EncodeReport encode_knowledge(Store& store, LlmEngine& encoder, const EncodeOpti
   EncodeReport rep;
   rep.encoder = encoder.model_id();
   if (opt.batch == 0) throw Error(ErrorKind::Config, "encode batch must be at least 1");
+  migrate_interests(store);
+  migrate_vectors(store);
 
   if (auto have = stored_encoder(store); have && have->first != rep.encoder) {
     if (!opt.replace)
@@ -148,15 +148,16 @@ EncodeReport encode_knowledge(Store& store, LlmEngine& encoder, const EncodeOpti
   // What needs a vector: sources without one, or whose text changed since.
   std::vector<Job> jobs;
   auto needs = [&](const std::string& key, uint64_t hash) {
-    auto v = store.get(Family::Vectors, key);
+    auto v = store.get(uif::kVectors, key);
     if (!v) return true;
     const KnowledgeVector kv = decode_vector(*v);
     return kv.encoder != rep.encoder || kv.source_hash != hash;
   };
   if (opt.interests) {
-    for_each_interest(store, [&](const InterestRecord& r) {
+    for_each_interest(store, "", [&](const InterestRecord& r) {
       if (!r.ok) return;
-      Job j{partition_vector_key(r.user, r.seq), {r.summary, r.shift}, texts_hash(r.summary, r.shift), true};
+      Job j{partition_vector_key(r.variant, r.user, r.seq), {r.summary, r.shift},
+            texts_hash(r.summary, r.shift), true};
       if (needs(j.key, j.hash)) jobs.push_back(std::move(j));
       else ++rep.partitions_reused;
     });
@@ -209,7 +210,7 @@ EncodeReport encode_knowledge(Store& store, LlmEngine& encoder, const EncodeOpti
         const int d = static_cast<int>(e.vector.size());
         if (!dim) {
           dim = d;
-          batch->put(Family::Meta, kEncoderMetaKey, json{{"id", rep.encoder}, {"dim", d}}.dump());
+          batch->put(kMetaFamily, kEncoderMetaKey, json{{"id", rep.encoder}, {"dim", d}}.dump());
         } else if (*dim != d) {
           throw Error(ErrorKind::Config,
                       fmt::format("encoder {} returned a {}-dimensional vector where the store's "
@@ -225,7 +226,7 @@ EncodeReport encode_knowledge(Store& store, LlmEngine& encoder, const EncodeOpti
         continue;
       }
       kv.dim = *dim;
-      batch->put(Family::Vectors, job.key, encode_vector(kv));
+      batch->put(uif::kVectors, job.key, encode_vector(kv));
       if (job.partition) ++rep.partitions_encoded;
       else ++rep.items_encoded;
     }
@@ -236,6 +237,30 @@ EncodeReport encode_knowledge(Store& store, LlmEngine& encoder, const EncodeOpti
   rep.dim = dim.value_or(0);
   rep.wall_s = std::chrono::duration<double>(Clock::now() - t0).count();
   return rep;
+}
+
+std::size_t migrate_vectors(Store& store) {
+  if (store.get(kMetaFamily, kVersionKey)) return 0;
+  migrate_interests(store);  // the records name the variant each vector belongs to
+  std::map<std::pair<std::string, uint32_t>, std::string> variant_of;
+  for_each_interest(store, "", [&](const InterestRecord& r) { variant_of[{r.user, r.seq}] = r.variant; });
+  auto batch = store.new_batch();
+  std::size_t moved = 0;
+  store.scan(uif::kVectors, "p", [&](std::string_view k, std::string_view v) {
+    // Format 1: "p" + user key + seq.
+    ByteReader r(k.substr(1), "vector key");
+    const std::string user(r.lp());
+    const uint32_t seq = r.be32();
+    batch->del(uif::kVectors, k);
+    if (auto it = variant_of.find({user, seq}); it != variant_of.end()) {
+      batch->put(uif::kVectors, partition_vector_key(it->second, user, seq), v);
+      ++moved;
+    }  // a vector without a record is of nothing: dropped
+    return true;
+  });
+  batch->put(kMetaFamily, kVersionKey, std::to_string(kVectorsVersion));
+  store.write(*batch, true);
+  return moved;
 }
 
 }  // namespace liber

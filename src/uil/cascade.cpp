@@ -17,8 +17,10 @@
 
 #include "liber/error.h"
 #include "liber/progress.h"
-#include "liber/ubsp/codec.h"
+#include "liber/common/bytes.h"
+#include "liber/common/hash.h"
 #include "liber/uil.h"
+#include "liber/uil/keys.h"
 
 namespace liber {
 
@@ -67,23 +69,23 @@ struct Job {
 
 std::string cache_key(const std::string& model, const GenerationRequest& r,
                       const std::string& phash) {
-  uint64_t h = ubsp::fnv1a(model);
-  h = ubsp::fnv1a(fmt::format("\x1f{}\x1f{:.4f}\x1f{:.4f}\x1f", r.max_tokens, r.temperature,
+  uint64_t h = fnv1a(model);
+  h = fnv1a(fmt::format("\x1f{}\x1f{:.4f}\x1f{:.4f}\x1f", r.max_tokens, r.temperature,
                                   r.repeat_penalty), h);
-  h = ubsp::fnv1a(r.grammar, h);
-  h = ubsp::fnv1a("\x1f", h);
-  h = ubsp::fnv1a(phash, h);
+  h = fnv1a(r.grammar, h);
+  h = fnv1a("\x1f", h);
+  h = fnv1a(phash, h);
   return fmt::format("uil:{:016x}", h);
 }
 
 class CascadeSource final : public RequestSource {
  public:
   CascadeSource(Store& store, const BehaviorLog& log, LlmEngine& engine, const LearnOptions& opt,
-                const PromptTemplate& tmpl, std::vector<UserWork>& users, CostReport& cost,
-                ProgressBar* bar)
-      : store_(store), log_(log), engine_(engine), opt_(opt), tmpl_(tmpl), users_(users),
-        cost_(cost), bar_(bar), model_(engine.model_id()), grammar_(interest_grammar(opt.max_tokens)),
-        schema_(interest_json_schema()) {
+                const PromptTemplate& tmpl, const Variant& variant, std::vector<UserWork>& users,
+                CostReport& cost, ProgressBar* bar)
+      : store_(store), log_(log), engine_(engine), opt_(opt), tmpl_(tmpl), variant_(variant),
+        variant_id_(variant.id()), users_(users), cost_(cost), bar_(bar), model_(engine.model_id()),
+        grammar_(interest_grammar(opt.max_tokens)), schema_(interest_json_schema()) {
     for (std::size_t u = 0; u < users_.size(); ++u)
       if (!users_[u].pending.empty()) ready_.insert(u);
   }
@@ -168,7 +170,7 @@ class CascadeSource final : public RequestSource {
   }
 
   std::string previous_of(const UserWork& w, uint32_t seq) const {
-    if (!opt_.cascade) return {};  // the no-cascade ablation: every partition on its own
+    if (!variant_.cascade) return {};  // the no-cascade ablation: every partition on its own
     auto it = w.ok.lower_bound(seq);
     if (it == w.ok.begin()) return {};
     return std::prev(it)->second;
@@ -186,6 +188,8 @@ class CascadeSource final : public RequestSource {
     InterestRecord& r = job.record;
     r.user = w.user;
     r.seq = part.seq;
+    r.variant = variant_id_;
+    r.variant_name = variant_.name;
     r.model = model_;
     r.template_version = tmpl_.version;
     r.template_hash = tmpl_.hash();
@@ -217,7 +221,7 @@ class CascadeSource final : public RequestSource {
     job.request.grammar = grammar_;
     job.request.json_schema = schema_;
     if (opt_.use_cache) {
-      if (auto hit = store_.get(Family::LlmCache, cache_key(model_, job.request, r.prompt_hash))) {
+      if (auto hit = store_.get(uil::kLlmCache, cache_key(model_, job.request, r.prompt_hash))) {
         try {
           const json j = json::parse(*hit);
           r.ok = true;
@@ -244,11 +248,11 @@ class CascadeSource final : public RequestSource {
     InterestRecord& r = job.record;
     r.created_at = unix_now();
     auto batch = store_.new_batch();
-    batch->put(Family::Interests, interest_key(r.user, r.seq), r.to_json());
+    batch->put(uil::kInterests, interest_key(variant_id_, r.user, r.seq), r.to_json());
     if (ok && !r.from_cache && opt_.use_cache) {
       const json c = {{"summary", r.summary}, {"shift", r.shift}, {"model", r.model},
                       {"prompt_hash", r.prompt_hash}};
-      batch->put(Family::LlmCache, cache_key(model_, job.request, r.prompt_hash), c.dump());
+      batch->put(uil::kLlmCache, cache_key(model_, job.request, r.prompt_hash), c.dump());
     }
     store_.write(*batch, opt_.sync);
     UserWork& w = users_[job.user];
@@ -272,6 +276,8 @@ class CascadeSource final : public RequestSource {
   LlmEngine& engine_;
   const LearnOptions& opt_;
   const PromptTemplate& tmpl_;
+  const Variant& variant_;
+  const std::string variant_id_;
   std::vector<UserWork>& users_;
   CostReport& cost_;
   ProgressBar* bar_;
@@ -352,7 +358,7 @@ class ItemSource final : public RequestSource {
     k.text = std::move(text);
     if (!k.ok) k.error = result.error.empty() ? "empty output" : "engine: " + result.error;
     auto batch = store_.new_batch();
-    batch->put(Family::ItemKnowledge, k.item, k.to_json());
+    batch->put(uil::kItemKnowledge, k.item, k.to_json());
     store_.write(*batch, opt_.sync);
     ++(k.ok ? cost_.items_ok : cost_.items_failed);
   }
@@ -377,9 +383,10 @@ class ItemSource final : public RequestSource {
   std::size_t next_ = 0, in_flight_ = 0;
 };
 
-std::vector<UserWork> select_users(Store& store, const BehaviorLog& log, const LearnOptions& opt) {
+std::vector<UserWork> select_users(Store& store, const BehaviorLog& log, const LearnOptions& opt,
+                                   const Variant& variant) {
   std::vector<UserWork> all;
-  for_each_partition(store, [&](const StoredPartition& p) {
+  for_each_partition_in(store, variant.partitions, [&](const StoredPartition& p) {
     if (all.empty() || all.back().user != p.user) {
       all.emplace_back();
       all.back().user = p.user;
@@ -412,7 +419,7 @@ std::vector<UserWork> select_users(Store& store, const BehaviorLog& log, const L
     if (opt.max_partitions > 0 && w.parts.size() > opt.max_partitions)
       w.parts.resize(opt.max_partitions);
     w.description = describe_user(log, w.user);
-    for (const InterestRecord& r : read_interests(store, w.user))
+    for (const InterestRecord& r : read_interests(store, variant.id(), w.user))
       if (r.ok) w.ok[r.seq] = r.summary;
     for (std::size_t i = 0; i < w.parts.size(); ++i)
       if (!w.ok.count(w.parts[i].seq)) w.pending.push_back(i);
@@ -488,6 +495,8 @@ double CostReport::naive_ratio() const {
   return static_cast<double>(naive_prompt_tokens) / static_cast<double>(interest_prompt_tokens);
 }
 
+// Labels are copied, counts added (operator+=); JSON holds both.
+#define LIBER_COST_LABELS(X) X(variant) X(variant_name)
 #define LIBER_COST_FIELDS(X)                                                              \
   X(calls) X(prompt_tokens) X(completion_tokens) X(cached_prompt_tokens) X(interest_calls)  \
   X(interest_prompt_tokens) X(item_calls) X(item_prompt_tokens) X(item_completion_tokens)   \
@@ -499,6 +508,7 @@ double CostReport::naive_ratio() const {
 std::string CostReport::to_json() const {
   nlohmann::json j;
 #define X(f) j[#f] = f;
+  LIBER_COST_LABELS(X)
   LIBER_COST_FIELDS(X)
 #undef X
   return j.dump();
@@ -509,6 +519,7 @@ CostReport CostReport::from_json(std::string_view text) {
   try {
     const nlohmann::json j = nlohmann::json::parse(text);
 #define X(f) if (j.contains(#f)) j.at(#f).get_to(c.f);
+    LIBER_COST_LABELS(X)
     LIBER_COST_FIELDS(X)
 #undef X
   } catch (const std::exception& e) {
@@ -521,9 +532,11 @@ CostReport& CostReport::operator+=(const CostReport& o) {
 #define X(f) f = f + o.f;
   LIBER_COST_FIELDS(X)
 #undef X
+  if (variant.empty()) variant = o.variant, variant_name = o.variant_name;
   return *this;
 }
 #undef LIBER_COST_FIELDS
+#undef LIBER_COST_LABELS
 
 std::string CostReport::summary() const {
   std::string s;
@@ -551,9 +564,9 @@ std::string CostReport::summary() const {
   return s;
 }
 
-CostReport learn_interests(Store& store, const BehaviorLog& log, LlmEngine& engine,
-                           const LearnOptions& opt) {
+CostReport learn_interests(Store& store, LlmEngine& engine, const LearnOptions& opt) {
   const auto t0 = Clock::now();
+  const BehaviorLog log = load_behavior_log(store, /*with_events=*/false);  // catalog and users
   const PromptTemplate& tmpl = opt.interest_template ? *opt.interest_template : builtin_interest_template();
   const PromptTemplate& item_tmpl = opt.item_template ? *opt.item_template : builtin_item_template();
   if (opt.max_tokens < 8) throw Error(ErrorKind::Config, "max_tokens must be at least 8");
@@ -561,8 +574,20 @@ CostReport learn_interests(Store& store, const BehaviorLog& log, LlmEngine& engi
     throw Error(ErrorKind::Config,
                 fmt::format("max_tokens {} leaves no room in the {}-token context", opt.max_tokens,
                             engine.context_length()));
+  migrate_interests(store);
+  Variant variant;
+  variant.name = opt.variant;
+  variant.partitions = PartitionSet::parse(opt.partitions);
+  variant.cascade = opt.cascade;
+  variant.model = engine.model_id();
+  variant.template_version = tmpl.version;
+  variant.template_hash = tmpl.hash();
+  register_variant(store, variant);
+  derive_partition_set(store, variant.partitions);
   CostReport cost;
-  std::vector<UserWork> users = select_users(store, log, opt);
+  cost.variant = variant.id();
+  cost.variant_name = variant.name;
+  std::vector<UserWork> users = select_users(store, log, opt, variant);
   cost.users = users.size();
   uint64_t pending = 0;
   for (const UserWork& w : users) {
@@ -576,7 +601,7 @@ CostReport learn_interests(Store& store, const BehaviorLog& log, LlmEngine& engi
     std::unique_ptr<ProgressBar> bar;
     if (opt.progress_bar && pending > 0)
       bar = std::make_unique<ProgressBar>("uil cascade", pending, "partitions");
-    CascadeSource source(store, log, engine, opt, tmpl, users, cost, bar.get());
+    CascadeSource source(store, log, engine, opt, tmpl, variant, users, cost, bar.get());
     if (pending > 0) engine.run(source);
     if (bar) bar->finish();
     processed = source.processed();
@@ -591,7 +616,7 @@ CostReport learn_interests(Store& store, const BehaviorLog& log, LlmEngine& engi
         for (const StoredEvent& e : p.events)
           if (seen.insert(e.item).second) ids.push_back(e.item);
     cost.items_total = ids.size();
-    const auto have = store.multi_get(Family::ItemKnowledge, ids);
+    const auto have = store.multi_get(uil::kItemKnowledge, ids);
     std::vector<std::pair<std::string, BehaviorText>> todo;
     for (std::size_t i = 0; i < ids.size(); ++i) {
       if (have[i] && ItemKnowledge::from_json(*have[i]).ok) {
@@ -615,8 +640,8 @@ CostReport learn_interests(Store& store, const BehaviorLog& log, LlmEngine& engi
     // The run's cost stays with the store, so reports over several (resumed) runs add up.
     auto batch = store.new_batch();
     const auto now = std::chrono::system_clock::now().time_since_epoch();
-    batch->put(Family::Progress,
-               fmt::format("uil.run/{:016d}",
+    batch->put(kProgressFamily,
+               fmt::format("uil.run/{}/{:016d}", cost.variant,
                            std::chrono::duration_cast<std::chrono::milliseconds>(now).count()),
                cost.to_json());
     store.write(*batch, opt.sync);
@@ -624,28 +649,30 @@ CostReport learn_interests(Store& store, const BehaviorLog& log, LlmEngine& engi
   return cost;
 }
 
-std::vector<std::string> learned_users(Store& store) {
+std::vector<std::string> learned_users(Store& store, const Variant& variant) {
+  const std::string id = variant.id();
   std::vector<std::string> out;
   std::string user;
   bool complete = true;
-  for_each_partition(store, [&](const StoredPartition& p) {
+  for_each_partition_in(store, variant.partitions, [&](const StoredPartition& p) {
     if (p.user != user) {
       if (!user.empty() && complete) out.push_back(user);
       user = p.user;
       complete = true;
     }
-    complete = complete && store.get(Family::Interests, interest_key(p.user, p.seq)).has_value();
+    complete = complete && store.get(uil::kInterests, interest_key(id, p.user, p.seq)).has_value();
   });
   if (!user.empty() && complete) out.push_back(user);
   return out;
 }
 
-std::vector<CostReport> read_learn_runs(Store& store) {
+std::vector<CostReport> read_learn_runs(Store& store, std::string_view variant_id) {
   std::vector<CostReport> out;
-  store.scan(Family::Progress, "uil.run/", [&](std::string_view, std::string_view v) {
-    out.push_back(CostReport::from_json(v));
-    return true;
-  });
+  store.scan(kProgressFamily, fmt::format("uil.run/{}/", variant_id),
+             [&](std::string_view, std::string_view v) {
+               out.push_back(CostReport::from_json(v));
+               return true;
+             });
   return out;
 }
 

@@ -1,9 +1,14 @@
 // Interest records and item knowledge: JSON values ("v": 1) in their column families.
+#include <charconv>
+
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "liber/error.h"
-#include "liber/ubsp/codec.h"
+#include "liber/common/bytes.h"
+#include "liber/common/hash.h"
 #include "liber/uil.h"
+#include "liber/uil/keys.h"
 
 namespace liber {
 
@@ -30,7 +35,7 @@ void get_to(const json& j, const char* key, T& out) {
 
 // One field list per record type serves both directions: (JSON key, member).
 #define LIBER_INTEREST_FIELDS(X)                                                            \
-  X("user", user) X("seq", seq) X("ok", ok) X("error", error) X("summary", summary)         \
+  X("user", user) X("seq", seq) X("variant", variant) X("variant_name", variant_name) X("ok", ok) X("error", error) X("summary", summary)         \
   X("shift", shift) X("previous", previous_summary) X("model", model)                       \
   X("template_version", template_version) X("template_hash", template_hash)                 \
   X("prompt_hash", prompt_hash) X("prompt_tokens", prompt_tokens)                           \
@@ -77,34 +82,48 @@ ItemKnowledge ItemKnowledge::from_json(std::string_view text) {
 #undef LIBER_ITEM_FIELDS
 #undef LIBER_INTEREST_FIELDS
 
-std::string interest_key(std::string_view user, uint32_t seq) {
-  return ubsp::partition_key(user, seq);
+std::string variant_prefix(std::string_view variant_id) {
+  uint64_t v = 0;
+  const auto [end, ec] = std::from_chars(variant_id.data(), variant_id.data() + variant_id.size(), v, 16);
+  if (variant_id.size() != 16 || ec != std::errc() || end != variant_id.data() + variant_id.size())
+    throw Error(ErrorKind::InvalidInput, fmt::format("'{}' is not a variant id (16 hex digits)", variant_id));
+  std::string k;
+  put_be64(k, v);
+  return k;
 }
 
-std::vector<InterestRecord> read_interests(Store& store, std::string_view user) {
+std::string interest_key(std::string_view variant_id, std::string_view user, uint32_t seq) {
+  return variant_prefix(variant_id) + user_seq_key(user, seq);
+}
+
+std::vector<InterestRecord> read_interests(Store& store, std::string_view variant_id,
+                                           std::string_view user) {
   std::vector<InterestRecord> out;
-  store.scan(Family::Interests, ubsp::user_key(user), [&](std::string_view, std::string_view v) {
-    out.push_back(InterestRecord::from_json(v));
-    return true;
-  });
+  store.scan(uil::kInterests, variant_prefix(variant_id) + user_key(user),
+             [&](std::string_view, std::string_view v) {
+               out.push_back(InterestRecord::from_json(v));
+               return true;
+             });
   return out;
 }
 
-void for_each_interest(Store& store, const std::function<void(const InterestRecord&)>& fn) {
-  store.scan(Family::Interests, "", [&](std::string_view, std::string_view v) {
-    fn(InterestRecord::from_json(v));
-    return true;
-  });
+void for_each_interest(Store& store, std::string_view variant_id,
+                       const std::function<void(const InterestRecord&)>& fn) {
+  store.scan(uil::kInterests, variant_id.empty() ? std::string() : variant_prefix(variant_id),
+             [&](std::string_view, std::string_view v) {
+               fn(InterestRecord::from_json(v));
+               return true;
+             });
 }
 
 std::optional<ItemKnowledge> read_item_knowledge(Store& store, std::string_view item) {
-  auto v = store.get(Family::ItemKnowledge, item);
+  auto v = store.get(uil::kItemKnowledge, item);
   if (!v) return std::nullopt;
   return ItemKnowledge::from_json(*v);
 }
 
 void for_each_item_knowledge(Store& store, const std::function<void(const ItemKnowledge&)>& fn) {
-  store.scan(Family::ItemKnowledge, "", [&](std::string_view, std::string_view v) {
+  store.scan(uil::kItemKnowledge, "", [&](std::string_view, std::string_view v) {
     fn(ItemKnowledge::from_json(v));
     return true;
   });

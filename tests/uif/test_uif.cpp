@@ -17,6 +17,8 @@
 #include "fixtures.h"
 #include "engine_fixture.h"
 #include "store_fixture.h"
+#include <nlohmann/json.hpp>
+
 #include "liber/error.h"
 #include "liber/experiment.h"
 #include "liber/llm.h"
@@ -24,6 +26,10 @@
 #include "liber/ubsp.h"
 #include "liber/uif.h"
 #include "liber/uil.h"
+#include "liber/uil/keys.h"
+#include "helpers/expect.h"
+#include "liber/common/bytes.h"
+#include "liber/uif/keys.h"
 
 namespace liber {
 namespace {
@@ -55,15 +61,17 @@ TEST(UifJoin, OnlyPartitionsClosedStrictlyBeforeTheSampleAreVisible) {
   for_each_partition(*store, [&](const StoredPartition& p) { parts[{p.user, p.seq}] = p; });
 
   CtrDataset data = build_ctr_dataset(log, SplitConfig{});
-  InterestInput in;
+  FuseConfig in;
   in.slots = 3;
   attach_interests(data, log, table, in);
-  EXPECT_EQ(data.schema.interests.width, 2);
-  EXPECT_EQ(data.schema.interests.vectors->size(), table.rows.size());
+  EXPECT_EQ(data.schema.side.name, "liber");
+  EXPECT_EQ(data.schema.side.width, 3);
+  EXPECT_EQ(data.schema.side.lower, -1);
+  EXPECT_EQ(data.schema.side.upper, static_cast<int32_t>(table.partitions.size()));
 
   std::size_t samples = 0, with_history = 0;
   for (const SampleSet* set : {&data.train, &data.valid, &data.test}) {
-    ASSERT_EQ(set->partitions.size(), set->size() * 3);
+    ASSERT_EQ(set->side.size(), set->size() * 3);
     for (std::size_t i = 0; i < set->size(); ++i, ++samples) {
       const std::string user = log.users.ids.key(set->users[i]);
       const int64_t ts = set->timestamps[i];
@@ -76,7 +84,7 @@ TEST(UifJoin, OnlyPartitionsClosedStrictlyBeforeTheSampleAreVisible) {
         if (before) expected.push_back(static_cast<int32_t>(p.row));
       }
       if (expected.size() > 3) expected.erase(expected.begin(), expected.end() - 3);
-      std::vector<int32_t> got(set->partitions.begin() + i * 3, set->partitions.begin() + i * 3 + 3);
+      std::vector<int32_t> got(set->side.begin() + i * 3, set->side.begin() + i * 3 + 3);
       std::vector<int32_t> want(3 - expected.size(), -1);
       want.insert(want.end(), expected.begin(), expected.end());
       EXPECT_EQ(got, want) << "user " << user << " ts " << ts;
@@ -113,13 +121,13 @@ TEST(UifJoin, APartitionEndingAtTheSamplesSecondIsNotVisible) {
   split.test_fraction = 0;
   split.valid_fraction = 0;
   CtrDataset data = build_ctr_dataset(log, split);
-  InterestInput in;
+  FuseConfig in;
   in.slots = 2;
   attach_interests(data, log, table, in);
   ASSERT_EQ(data.train.size(), 8u);
   std::map<int64_t, std::vector<int32_t>> by_ts;
   for (std::size_t i = 0; i < 8; ++i)
-    by_ts[data.train.timestamps[i]] = {data.train.partitions[i * 2], data.train.partitions[i * 2 + 1]};
+    by_ts[data.train.timestamps[i]] = {data.train.side[i * 2], data.train.side[i * 2 + 1]};
   EXPECT_EQ(by_ts[400], (std::vector<int32_t>{-1, -1}));  // both second-400 samples
   EXPECT_EQ(by_ts[500], (std::vector<int32_t>{-1, 0}));
   EXPECT_EQ(by_ts[700], (std::vector<int32_t>{-1, 0}));   // partition 1 ends at 700 itself
@@ -130,22 +138,22 @@ TEST(UifJoin, KeepUsersFiltersEverySplitAndColumn) {
   const BehaviorLog log = testing::ingest_ml1m_fixture(dir / "data", dir / "store", 5, 20, 5);
   auto store = open_rocksdb_store(dir / "store");
   CtrDataset data = build_ctr_dataset(log, SplitConfig{});
-  attach_interests(data, log, table_of(*store), InterestInput{});
+  attach_interests(data, log, table_of(*store), FuseConfig{});
   const CtrDataset before = data;
   keep_users(data, log, {"2", "4"});
   for (auto [set, old] : {std::pair{&data.train, &before.train}, {&data.test, &before.test}}) {
     std::size_t expected = 0;
     for (uint32_t u : old->users) expected += log.users.ids.key(u) == "2" || log.users.ids.key(u) == "4";
     ASSERT_EQ(set->size(), expected);
-    ASSERT_EQ(set->partitions.size(), expected * 16);
+    ASSERT_EQ(set->side.size(), expected * 16);
     ASSERT_EQ(set->sparse.size(), expected * data.schema.sparse.size());
     // Rows keep their columns together: find each kept sample in the old set.
     for (std::size_t i = 0; i < set->size(); ++i) {
       bool found = false;
       for (std::size_t j = 0; j < old->size() && !found; ++j)
         found = old->timestamps[j] == set->timestamps[i] && old->users[j] == set->users[i] &&
-                std::equal(set->partitions.begin() + i * 16, set->partitions.begin() + i * 16 + 16,
-                           old->partitions.begin() + j * 16) &&
+                std::equal(set->side.begin() + i * 16, set->side.begin() + i * 16 + 16,
+                           old->side.begin() + j * 16) &&
                 old->labels[j] == set->labels[i];
       EXPECT_TRUE(found) << i;
     }
@@ -213,11 +221,26 @@ TEST(UifExperiment, SummaryIsMeanAndSampleStdOverSeeds) {
 
 // ---- Real model -------------------------------------------------------------------------
 
+// The variant of the records put_record writes (no LLM made them).
+const Variant& test_variant() {
+  static const Variant v = [] {
+    Variant t;
+    t.model = "test";
+    t.template_version = "test";
+    t.template_hash = "0000000000000000";
+    return t;
+  }();
+  return v;
+}
+
 void put_record(Store& store, const std::string& user, uint32_t seq, bool ok,
                 const std::string& summary, const std::string& shift) {
+  register_variant(store, test_variant());
   InterestRecord r;
   r.user = user;
   r.seq = seq;
+  r.variant = test_variant().id();
+  r.variant_name = test_variant().name;
   r.ok = ok;
   r.summary = summary;
   r.shift = shift;
@@ -226,7 +249,7 @@ void put_record(Store& store, const std::string& user, uint32_t seq, bool ok,
   r.completion_tokens = 20;
   r.behaviors = 5;
   auto b = store.new_batch();
-  b->put(Family::Interests, interest_key(user, seq), r.to_json());
+  b->put(uil::kInterests, interest_key(r.variant, user, seq), r.to_json());
   store.write(*b);
 }
 
@@ -249,11 +272,12 @@ TEST(UifEncode, RealEncoderStoresReusesReencodesAndRefusesAnother) {
   EXPECT_EQ(r.texts, 8u);
   EXPECT_EQ(r.failed, 0u);
   EXPECT_GT(r.tokens, 8u);
-  const auto v = read_partition_vector(*store, "1", 1);
+  const std::string id = test_variant().id();
+  const auto v = read_partition_vector(*store, id, "1", 1);
   ASSERT_TRUE(v);
   EXPECT_EQ(v->dim, 640);
   ASSERT_EQ(v->values.size(), 1280u);
-  EXPECT_FALSE(read_partition_vector(*store, "2", 1));
+  EXPECT_FALSE(read_partition_vector(*store, id, "2", 1));
   // Summary and shift are different texts: different halves.
   EXPECT_NE(std::vector<float>(v->values.begin(), v->values.begin() + 640),
             std::vector<float>(v->values.begin() + 640, v->values.end()));
@@ -280,11 +304,11 @@ TEST(UifEncode, RealEncoderStoresReusesReencodesAndRefusesAnother) {
 
   // The table and the fully encoded users: user 2's failed partition counts as learned,
   // user 3's second partition has no record.
-  const InterestTable t = load_interest_table(*store);
+  const InterestTable t = load_interest_table(*store, test_variant());
   EXPECT_EQ(t.partitions.size(), 4u);
   EXPECT_EQ(t.dim, 640);
   EXPECT_EQ(t.rows.size(), 4u * 1280u);
-  EXPECT_EQ(fully_encoded_users(*store), (std::vector<std::string>{"1", "2"}));
+  EXPECT_EQ(fully_encoded_users(*store, test_variant()), (std::vector<std::string>{"1", "2"}));
 
   // Another encoder (the same weights under another file name: another model id).
   fs::create_symlink(default_model_path(), dir / "other-encoder.gguf");
@@ -303,10 +327,10 @@ TEST(UifEncode, RealEncoderStoresReusesReencodesAndRefusesAnother) {
   }
   r = encode_knowledge(*store, *other, EncodeOptions{.items = false, .replace = true});
   EXPECT_EQ(r.partitions_encoded, 4u);
-  EXPECT_EQ(load_interest_table(*store).encoder, other->model_id());
+  EXPECT_EQ(load_interest_table(*store, test_variant()).encoder, other->model_id());
 }
 
-TEST(UifExperiment, PipelineOnATinyFixtureWritesTableJsonChartAndVectors) {
+TEST(UifExperiment, PipelineOnATinyFixtureReturnsRecordsAndWritesJsonAndVectors) {
   TempDir dir("liber-uif");
   const BehaviorLog log = testing::ingest_ml1m_fixture(dir / "data", dir / "store", 3, 24, 12);  // 2 partitions each
   {
@@ -314,10 +338,11 @@ TEST(UifExperiment, PipelineOnATinyFixtureWritesTableJsonChartAndVectors) {
     LearnOptions lo;
     lo.max_tokens = 96;
     lo.items = false;
-    const CostReport c = learn_interests(*store, log, shared_engine(), lo);
+    const CostReport c = learn_interests(*store, shared_engine(), lo);
     EXPECT_EQ(c.partitions_total, 6u);
-    ASSERT_EQ(read_learn_runs(*store).size(), 1u);  // the run's cost stays in the store
-    EXPECT_EQ(read_learn_runs(*store)[0].calls, c.calls);
+    ASSERT_EQ(read_learn_runs(*store, c.variant).size(), 1u);  // the run's cost stays in the store
+    EXPECT_EQ(read_learn_runs(*store, c.variant)[0].calls, c.calls);
+    EXPECT_EQ(c.variant_name, "cascade");
     encode_knowledge(*store, shared_engine(), EncodeOptions{.items = false});
   }
   ExperimentConfig cfg;
@@ -329,7 +354,7 @@ TEST(UifExperiment, PipelineOnATinyFixtureWritesTableJsonChartAndVectors) {
   cfg.train.threads = 1;
   cfg.train.progress = false;
   cfg.out_dir = (dir / "out").string();
-  const ExperimentResult r = run_experiment(log, cfg);
+  const ExperimentResult r = run_experiment(cfg);
   ASSERT_GT(r.population_users, 0u);
   EXPECT_EQ(r.all_users, 3u);
   // all/base, liber/base, liber/liber, liber/liber-mean, each over 2 seeds.
@@ -337,14 +362,111 @@ TEST(UifExperiment, PipelineOnATinyFixtureWritesTableJsonChartAndVectors) {
   ASSERT_EQ(r.summary.size(), 4u);
   EXPECT_EQ(r.summary[2].variant, "liber");
   EXPECT_EQ(r.summary[2].seeds, 2);
-  EXPECT_NE(r.markdown.find("| liber | "), std::string::npos);
   ASSERT_EQ(r.cost.size(), 1u);
   EXPECT_EQ(r.cost[0].runs, 1);
   EXPECT_GT(r.cost[0].prompt_tokens, 0u);
-  for (const char* f : {"results.json", "results.md", "auc.png", "vectors/partition_vectors.npy",
-                        "vectors/index.json"})
+  for (const char* f : {"results.json", "vectors/partition_vectors.npy", "vectors/index.json"})
     EXPECT_TRUE(fs::exists(dir / "out" / f)) << f;
-  EXPECT_EQ(testing::read_file(dir / "out" / "auc.png").substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+  // Presentation is the app's: the library draws no chart and writes no table.
+  for (const char* f : {"results.md", "auc.png"}) EXPECT_FALSE(fs::exists(dir / "out" / f)) << f;
+  EXPECT_EQ(nlohmann::json::parse(testing::read_file(dir / "out" / "results.json")).size(), 8u);
+
+  // The CLI presents them, from the store alone: the table, results.md and the chart.
+  const char* cli = std::getenv("LIBER_TEST_CLI");
+  if (!cli) GTEST_SKIP() << "LIBER_TEST_CLI not set (run through ctest)";
+  testing::write_file(dir / "exp.json",
+                      R"({"seeds": [1], "backbones": ["din"], "all_users_baseline": false,
+                          "train": {"max_epochs": 1, "batch_size": 16}})");
+  const auto shown = testing::run_command({cli, "experiment", "--store", cfg.store, "--config",
+                                           (dir / "exp.json").string(), "--out",
+                                           (dir / "cli").string(), "--threads", "1", "--no-progress"});
+  ASSERT_EQ(shown.status, 0) << shown.output;
+  EXPECT_NE(shown.output.find(" | din | liber | "), std::string::npos) << shown.output;
+  EXPECT_NE(testing::read_file(dir / "cli" / "results.md").find(" | din | liber-mean | "),
+            std::string::npos);
+  EXPECT_EQ(testing::read_file(dir / "cli" / "auc.png").substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+  // A stage after ingest takes no data flags: it says so instead of ignoring them.
+  const auto refused = testing::run_command({cli, "experiment", "--store", cfg.store, "--config",
+                                             (dir / "exp.json").string(), "--data-dir", "somewhere"});
+  EXPECT_NE(refused.status, 0);
+  EXPECT_NE(refused.output.find("takes no data flags: remove --data-dir"), std::string::npos)
+      << refused.output;
+}
+
+// A store of format 1 (records and vectors keyed by user and seq, no variant), written here
+// byte by byte as the older liber wrote it, upgrades whole: records under the variant their
+// own fields name, vectors beside them, run reports too; readers refuse it until then.
+TEST(UifMigrate, FormatOneStoreUpgradesToVariantsLosingNothing) {
+  TempDir dir("liber-uif");
+  testing::ingest_ml1m_fixture(dir / "data", dir / "store", 2, 10, 5);  // 2 users x 2 partitions
+  {
+    auto store = open_rocksdb_store(dir / "store");
+    auto b = store->new_batch();
+    for (const char* user : {"1", "2"})
+      for (uint32_t seq = 0; seq < 2; ++seq) {
+        InterestRecord r;
+        r.user = user;
+        r.seq = seq;
+        r.ok = true;
+        r.summary = std::string("summary ") + user + std::to_string(seq);
+        r.previous_summary = seq ? std::string("summary ") + user + "0" : "";
+        r.model = "gemma";
+        r.template_version = "uil_v3";
+        r.template_hash = "00000000000000aa";
+        b->put(uil::kInterests, user_seq_key(user, seq), r.to_json());
+        std::string v(1, '\x01');  // vector format: version, encoder, dim, source hash, floats
+        put_lp(v, "enc");
+        put_varint(v, 1);
+        put_be64(v, 7);
+        put_varint(v, 2);
+        const float values[2] = {static_cast<float>(seq), user[0] == '1' ? 1.0f : 2.0f};
+        v.append(reinterpret_cast<const char*>(values), sizeof values);
+        b->put(uif::kVectors, "p" + user_seq_key(user, seq), v);
+      }
+    CostReport run;
+    run.calls = 4;
+    b->put(kProgressFamily, "uil.run/0000001700000000000", run.to_json());
+    store->write(*b);
+  }
+  {
+    auto ro = open_rocksdb_store(dir / "store", {.read_only = true});
+    EXPECT_EQ(interests_version(*ro), 1);
+    try {
+      require_current_interests(*ro);
+      FAIL() << "a format-1 store was read as current";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("liber migrate"), std::string::npos) << e.what();
+    }
+  }
+  auto store = open_rocksdb_store(dir / "store");
+  EXPECT_EQ(migrate_interests(*store), 4u);
+  EXPECT_EQ(migrate_vectors(*store), 4u);
+  EXPECT_EQ(migrate_interests(*store), 0u);  // once
+  EXPECT_EQ(interests_version(*store), kInterestsVersion);
+  const auto variant = find_variant(*store, "cascade");  // previous summaries were carried
+  ASSERT_TRUE(variant);
+  EXPECT_EQ(variant->model, "gemma");
+  EXPECT_EQ(variant->template_hash, "00000000000000aa");
+  EXPECT_TRUE(variant->cascade);
+  EXPECT_EQ(list_variants(*store).size(), 1u);
+  for (const char* user : {"1", "2"}) {
+    const auto recs = read_interests(*store, variant->id(), user);
+    ASSERT_EQ(recs.size(), 2u);
+    for (uint32_t seq = 0; seq < 2; ++seq) {
+      EXPECT_EQ(recs[seq].summary, std::string("summary ") + user + std::to_string(seq));
+      EXPECT_EQ(recs[seq].variant, variant->id());
+      const auto v = read_partition_vector(*store, variant->id(), user, seq);
+      ASSERT_TRUE(v) << user << seq;
+      EXPECT_EQ(v->values, (std::vector<float>{static_cast<float>(seq), user[0] == '1' ? 1.0f : 2.0f}));
+    }
+  }
+  std::size_t old_keys = 0;
+  store->scan(uil::kInterests, user_key("1"), [&](std::string_view, std::string_view) { return ++old_keys, true; });
+  EXPECT_EQ(old_keys, 0u);
+  const auto runs = read_learn_runs(*store, variant->id());
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].calls, 4u);
+  EXPECT_EQ(fully_encoded_users(*store, *variant), (std::vector<std::string>{"1", "2"}));
 }
 
 }  // namespace

@@ -1,0 +1,127 @@
+// Partition sets: the store's UBSP partitions, or a set derived from them and stored beside
+// them (layout in include/liber/ubsp.h).
+#include <charconv>
+
+#include <fmt/format.h>
+
+#include "liber/error.h"
+#include "liber/ubsp.h"
+#include "liber/ubsp/codec.h"
+
+namespace liber {
+
+using namespace ubsp;
+
+namespace {
+
+// Key prefix of one derived set: the set's name, length-prefixed.
+std::string set_prefix(const PartitionSet& set) {
+  std::string k;
+  put_lp(k, set.name());
+  return k;
+}
+
+std::string encode_stored(const StoredPartition& p) {
+  std::string v;
+  v.push_back(static_cast<char>(kValueVersion));
+  v.push_back(static_cast<char>(p.reason));
+  put_varint(v, p.events.size());
+  put_zigzag(v, p.t_begin);
+  int64_t prev = p.t_begin;
+  for (const StoredEvent& e : p.events) {
+    put_event(v, e.item, e.ts, prev, e.rating, e.label);
+    prev = e.ts;
+  }
+  return v;
+}
+
+}  // namespace
+
+PartitionSet PartitionSet::parse(std::string_view text) {
+  if (text == "ubsp") return {};
+  if (text.starts_with("first:")) {
+    std::size_t n = 0;
+    const std::string_view digits = text.substr(6);
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+    if (ec == std::errc() && end == digits.data() + digits.size() && n > 0) {
+      PartitionSet s;
+      s.first = n;
+      return s;
+    }
+  }
+  throw Error(ErrorKind::Config,
+              fmt::format("unknown partition set '{}' (ubsp | first:N, N >= 1)", text));
+}
+
+std::string PartitionSet::name() const { return first ? fmt::format("first:{}", first) : "ubsp"; }
+
+std::size_t derive_partition_set(Store& store, const PartitionSet& set) {
+  if (!set.derived()) return 0;
+  const std::string prefix = set_prefix(set);
+  auto batch = store.new_batch();
+  std::size_t added = 0;
+  // A user's behaviors in order: the closed partitions by seq, then the open cache.
+  std::string user;
+  std::vector<StoredEvent> events;
+  auto finish = [&] {
+    if (user.empty() || events.size() < set.first) return;
+    const std::string key = prefix + user_seq_key(user, 0);
+    if (store.get(kDerivedPartitions, key)) return;  // derived once: what was summarised stays
+    StoredPartition p;
+    p.user = user;
+    p.seq = 0;
+    p.events.assign(events.begin(), events.begin() + static_cast<std::ptrdiff_t>(set.first));
+    p.t_begin = p.events.front().ts;
+    p.t_end = p.events.back().ts;
+    p.reason = CloseReason::Count;
+    batch->put(kDerivedPartitions, key, encode_stored(p));
+    ++added;
+  };
+  for_each_partition(store, [&](const StoredPartition& p) {
+    if (p.user != user) {
+      finish();
+      user = p.user;
+      events.clear();
+    }
+    if (events.size() < set.first) events.insert(events.end(), p.events.begin(), p.events.end());
+  });
+  finish();
+  // Users whose first N behaviors are still (partly) in their cache: the cache follows their
+  // last partition, so it completes what the partitions began.
+  for_each_cache(store, [&](const StoredCache& c) {
+    user = c.user;
+    events.clear();
+    for (const StoredPartition& p : read_partitions(store, c.user))
+      events.insert(events.end(), p.events.begin(), p.events.end());
+    if (events.size() >= set.first) return;  // done above
+    events.insert(events.end(), c.events.begin(), c.events.end());
+    finish();
+  });
+  if (batch->count() > 0) store.write(*batch, true);
+  return added;
+}
+
+void for_each_partition_in(Store& store, const PartitionSet& set,
+                           const std::function<void(const StoredPartition&)>& fn) {
+  if (!set.derived()) return for_each_partition(store, fn);
+  const std::string prefix = set_prefix(set);
+  store.scan(kDerivedPartitions, prefix, [&](std::string_view k, std::string_view v) {
+    fn(decode_partition(k.substr(prefix.size()), v));
+    return true;
+  });
+}
+
+std::vector<StoredPartition> read_partitions_in(Store& store, const PartitionSet& set,
+                                                std::string_view user) {
+  if (!set.derived()) return read_partitions(store, user);
+  const std::string prefix = set_prefix(set) + user_key(user);
+  const std::size_t skip = set_prefix(set).size();
+  std::vector<StoredPartition> out;
+  store.scan(kDerivedPartitions, prefix, [&](std::string_view k, std::string_view v) {
+    out.push_back(decode_partition(k.substr(skip), v));
+    return true;
+  });
+  return out;
+}
+
+}  // namespace liber
