@@ -24,6 +24,7 @@
 
 #include "liber/ctr.h"
 #include "liber/ctr/backbone.h"
+#include "liber/ctr/optim.h"
 #include "liber/error.h"
 #include "liber/log.h"
 #include "liber/metrics.h"

@@ -12,6 +12,7 @@
 
 #include "liber/ctr.h"
 #include "liber/ctr/backbone.h"
+#include "liber/ctr/optim.h"
 #include "liber/error.h"
 #include "liber/metrics.h"
 #include "ctr/small_models.h"

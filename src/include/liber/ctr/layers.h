@@ -145,23 +145,6 @@ class SelfAttentionImpl : public torch::nn::Module {
 };
 TORCH_MODULE(SelfAttention);
 
-// Adam (Kingma & Ba; the update of torch::optim::Adam without weight decay or amsgrad) as
-// one pass per parameter over raw memory, instead of libtorch's seven tensor operations and
-// their temporaries per parameter. Parameters must be contiguous float tensors.
-class FusedAdam {
- public:
-  FusedAdam(std::vector<torch::Tensor> params, double lr, double beta1 = 0.9,
-            double beta2 = 0.999, double eps = 1e-8);
-  // Drops the gradients (the next backward allocates them afresh, no zero-fill).
-  void zero_grad();
-  void step();
-
- private:
-  std::vector<torch::Tensor> params_, exp_avg_, exp_avg_sq_;
-  double lr_, beta1_, beta2_, eps_;
-  int64_t step_ = 0;
-};
-
 // Factorization-machine second-order term: sum over field pairs of <e_i, e_j>,
 // 0.5 * ((sum_i e_i)^2 - sum_i e_i^2) summed over d. [B, F, d] -> [B].
 torch::Tensor fm_interaction(const torch::Tensor& fields);
