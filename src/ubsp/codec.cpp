@@ -59,19 +59,36 @@ StoredEvent get_event(ByteReader& r, int64_t prev_ts) {
   return e;
 }
 
-std::string encode_partition(const Partition& p, const ItemCatalog& items) {
+namespace {
+
+// [version][reason][n][t_begin][events]; item_of gives an event's external item id.
+template <typename Events, typename ItemOf>
+std::string encode_partition_value(CloseReason reason, int64_t t_begin, const Events& events,
+                                   ItemOf item_of) {
   std::string v;
-  v.reserve(8 + p.events.size() * 8);
+  v.reserve(8 + events.size() * 8);
   v.push_back(static_cast<char>(kValueVersion));
-  v.push_back(static_cast<char>(p.reason));
-  put_varint(v, p.events.size());
-  put_zigzag(v, p.t_begin);
-  int64_t prev = p.t_begin;
-  for (const Event& e : p.events) {
-    put_event(v, items.ids.key(e.item), e.ts, prev, e.rating, e.label);
+  v.push_back(static_cast<char>(reason));
+  put_varint(v, events.size());
+  put_zigzag(v, t_begin);
+  int64_t prev = t_begin;
+  for (const auto& e : events) {
+    put_event(v, item_of(e), e.ts, prev, e.rating, e.label);
     prev = e.ts;
   }
   return v;
+}
+
+}  // namespace
+
+std::string encode_partition(const Partition& p, const ItemCatalog& items) {
+  return encode_partition_value(p.reason, p.t_begin, p.events,
+                                [&](const Event& e) -> std::string_view { return items.ids.key(e.item); });
+}
+
+std::string encode_partition(const StoredPartition& p) {
+  return encode_partition_value(p.reason, p.t_begin, p.events,
+                                [](const StoredEvent& e) -> std::string_view { return e.item; });
 }
 
 StoredPartition decode_partition(std::string_view key, std::string_view value) {

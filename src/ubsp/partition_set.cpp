@@ -21,20 +21,6 @@ std::string set_prefix(const PartitionSet& set) {
   return k;
 }
 
-std::string encode_stored(const StoredPartition& p) {
-  std::string v;
-  v.push_back(static_cast<char>(kValueVersion));
-  v.push_back(static_cast<char>(p.reason));
-  put_varint(v, p.events.size());
-  put_zigzag(v, p.t_begin);
-  int64_t prev = p.t_begin;
-  for (const StoredEvent& e : p.events) {
-    put_event(v, e.item, e.ts, prev, e.rating, e.label);
-    prev = e.ts;
-  }
-  return v;
-}
-
 }  // namespace
 
 PartitionSet PartitionSet::parse(std::string_view text) {
@@ -74,7 +60,7 @@ std::size_t derive_partition_set(Store& store, const PartitionSet& set) {
     p.t_begin = p.events.front().ts;
     p.t_end = p.events.back().ts;
     p.reason = CloseReason::Count;
-    batch->put(kDerivedPartitions, key, encode_stored(p));
+    batch->put(kDerivedPartitions, key, encode_partition(p));
     ++added;
   };
   for_each_partition(store, [&](const StoredPartition& p) {

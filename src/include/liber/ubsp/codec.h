@@ -36,6 +36,7 @@ void put_event(std::string& out, std::string_view item, int64_t ts, int64_t prev
 StoredEvent get_event(ByteReader& r, int64_t prev_ts);
 
 std::string encode_partition(const Partition& p, const ItemCatalog& items);
+std::string encode_partition(const StoredPartition& p);  // the same bytes from the stored form
 StoredPartition decode_partition(std::string_view key, std::string_view value);
 std::string encode_cache(const UserState& st, const ItemCatalog& items);
 StoredCache decode_cache(std::string_view key, std::string_view value);
