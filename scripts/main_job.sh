@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job: the whole LIBER pipeline on the embedded defaults (Gemma 3 270M in process),
-# on a random sample of ML-1M users, ending with the experiment table.
+# on a random sample of ML-1M users, ending with the experiment table. One store holds the
+# three variants: the cascade, KAR-style (first 30 behaviors) and no-cascade.
 #
-#   ingest (UBSP, K = 50) -> learn (UIL cascade) -> encode (UIF vectors) -> experiment
+#   ingest (UBSP, K = 50) -> learn (UIL: 3 variants) -> encode (UIF vectors) -> experiment
 #
 # usage: scripts/main_job.sh [DATA_DIR] [USERS]
 #   DATA_DIR  ML-1M files (default ../shared/data/ml-1m-partial, the developers' copy:
@@ -19,12 +20,16 @@ out="runs/main-job"
 mkdir -p "$state" "$out"
 liber=build/liber
 
-echo "== ingest: UBSP partitions (K = 50) into $state/cascade"
-$liber ingest --dataset ml-1m --data-dir "$data_dir" --store "$state/cascade" --quiet
+echo "== ingest: UBSP partitions (K = 50) into $state/store"
+$liber ingest --dataset ml-1m --data-dir "$data_dir" --store "$state/store" --quiet
 echo "== learn: the UIL cascade over $users random users (seed 42)"
-$liber learn --store "$state/cascade" --sample "$users" --seed 42
+$liber learn --store "$state/store" --sample "$users" --seed 42
+$liber learn --store "$state/store" --list-learned "$state/learned.txt"
+echo "== learn: variant kar (each user's first 30 behaviors) and no-cascade, same users"
+$liber learn --store "$state/store" --variant kar --partitions first:30 --user-list "$state/learned.txt"
+$liber learn --store "$state/store" --variant no-cascade --no-cascade --user-list "$state/learned.txt"
 echo "== encode: UIF knowledge vectors"
-$liber encode --store "$state/cascade"
+$liber encode --store "$state/store"
 echo "== experiment: each backbone alone and with LIBER, 3 seeds"
 $liber experiment --config configs/main-job.json --out "$out" --no-progress \
-  --store "$state/cascade"
+  --store "$state/store"

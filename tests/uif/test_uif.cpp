@@ -14,11 +14,13 @@
 
 #include <gtest/gtest.h>
 
-#include "fixtures.h"
-#include "engine_fixture.h"
-#include "store_fixture.h"
 #include <nlohmann/json.hpp>
 
+#include "engine_fixture.h"
+#include "fixtures.h"
+#include "helpers/expect.h"
+#include "store_fixture.h"
+#include "liber/common/bytes.h"
 #include "liber/error.h"
 #include "liber/experiment.h"
 #include "liber/llm.h"
@@ -26,10 +28,8 @@
 #include "liber/ubsp.h"
 #include "liber/uif.h"
 #include "liber/uil.h"
-#include "liber/uil/keys.h"
-#include "helpers/expect.h"
-#include "liber/common/bytes.h"
 #include "liber/uif/keys.h"
+#include "liber/uil/keys.h"
 
 namespace liber {
 namespace {
