@@ -70,7 +70,7 @@ void add_learn_command(CLI::App& app) {
   f->store_only.add_to(*cmd);
   cmd->add_option("--store", f->store, "state store directory (RocksDB)")->capture_default_str();
   f->engine.add_to(*cmd);
-  // (--users already names the generic user table, see DataOptions.)
+  // (--users would be a data flag: refused, see StoreOnly.)
   auto* users = cmd->add_option("--first-users", f->users, "only the first N users with partitions");
   auto* sample = cmd->add_option("--sample", f->sample, "only N random users (see --seed)");
   users->excludes(sample);
