@@ -81,7 +81,10 @@ EncodeReport encode_knowledge(Store& store, LlmEngine& encoder, const EncodeOpti
 // Format 1 keyed partition vectors by user and seq alone; migrate_vectors re-keys them by
 // the variant of their (migrated) record, in one atomic batch. Returns how many it moved.
 inline constexpr int kVectorsVersion = 2;
+// A vector moves only to the record whose texts it encodes (its source hash).
 std::size_t migrate_vectors(Store& store);
+// Throws Error(InvalidInput) naming the store while its vectors are in format 1.
+void require_current_vectors(Store& store);
 
 // ---- The interest table ----------------------------------------------------------------
 struct PartitionVector {

@@ -171,6 +171,10 @@ ExperimentResult run_experiment(const ExperimentConfig& cfg) {
     std::unordered_set<std::string> covered;
     for (const PartitionVector& p : kar.partitions) covered.insert(p.user);
     res.kar_users = covered.size();
+    if (kar.partitions.empty())
+      res.skipped.push_back(fmt::format("KAR-style (variant '{}' has no encoded record of the "
+                                        "population: run liber encode)",
+                                        cfg.kar_variant));
   }
 
   // The no-cascade ablation on the users both variants have.

@@ -84,7 +84,16 @@ void store_catalog(Store& store, const BehaviorLog& log) {
                      {"items", {{"rows", log.items.size()}, {"attributes", attributes_json(log.items.attributes)}}},
                      {"users", {{"rows", log.users.size()}, {"attributes", attributes_json(log.users.attributes)}}}};
   auto batch = store.new_batch();
-  batch->put(kMetaFamily, kCatalogMetaKey, meta.dump());
+  // Invalid UTF-8 in a value is replaced, as the readers already do for their text.
+  batch->put(kMetaFamily, kCatalogMetaKey, meta.dump(-1, ' ', false, json::error_handler_t::replace));
+  // Rows beyond this log's (a re-ingest with a smaller table) would read back as its own.
+  for (const Family family : {kItems, kUsers}) {
+    const std::size_t rows = family.name == kItems.name ? log.items.size() : log.users.size();
+    store.scan(family, "", [&](std::string_view k, std::string_view) {
+      if (ByteReader(k, "catalog key").be32() >= rows) batch->del(family, k);
+      return true;
+    });
+  }
   for (uint32_t row = 1; row < log.items.size(); ++row) {
     std::string v(1, static_cast<char>(kValueVersion));
     put_lp(v, log.items.ids.key(row));

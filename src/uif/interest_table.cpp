@@ -44,6 +44,7 @@ void for_each_user_partitions(
 InterestTable load_interest_table(Store& store, const Variant& variant,
                                   const std::vector<std::string>& users) {
   require_current_interests(store);
+  require_current_vectors(store);
   const std::string id = variant.id();
   const std::unordered_set<std::string> only(users.begin(), users.end());
   InterestTable t;
@@ -83,6 +84,7 @@ InterestTable load_interest_table(Store& store, const Variant& variant,
 
 std::vector<std::string> fully_encoded_users(Store& store, const Variant& variant) {
   require_current_interests(store);
+  require_current_vectors(store);
   const std::string id = variant.id();
   std::vector<std::string> out;
   for (const std::string& user : learned_users(store, variant)) {

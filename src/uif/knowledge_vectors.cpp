@@ -239,11 +239,30 @@ EncodeReport encode_knowledge(Store& store, LlmEngine& encoder, const EncodeOpti
   return rep;
 }
 
+void require_current_vectors(Store& store) {
+  if (store.get(kMetaFamily, kVersionKey)) return;
+  bool old = false;
+  store.scan(uif::kVectors, "p", [&](std::string_view, std::string_view) {
+    old = true;
+    return false;
+  });
+  if (old)
+    throw Error(ErrorKind::InvalidInput,
+                fmt::format("the store at {} keeps its vectors in format 1 (before variants); "
+                            "run `liber migrate --store {}` once, which re-keys them and loses "
+                            "nothing",
+                            store.path().string(), store.path().string()));
+}
+
 std::size_t migrate_vectors(Store& store) {
   if (store.get(kMetaFamily, kVersionKey)) return 0;
   migrate_interests(store);  // the records name the variant each vector belongs to
-  std::map<std::pair<std::string, uint32_t>, std::string> variant_of;
-  for_each_interest(store, "", [&](const InterestRecord& r) { variant_of[{r.user, r.seq}] = r.variant; });
+  // A vector goes to the record whose texts it encodes (its source hash): with several
+  // variants on one (user, seq), never to another variant's record.
+  std::map<std::pair<std::string, uint32_t>, std::vector<std::pair<std::string, uint64_t>>> records;
+  for_each_interest(store, "", [&](const InterestRecord& r) {
+    if (r.ok) records[{r.user, r.seq}].emplace_back(r.variant, texts_hash(r.summary, r.shift));
+  });
   auto batch = store.new_batch();
   std::size_t moved = 0;
   store.scan(uif::kVectors, "p", [&](std::string_view k, std::string_view v) {
@@ -251,11 +270,16 @@ std::size_t migrate_vectors(Store& store) {
     ByteReader r(k.substr(1), "vector key");
     const std::string user(r.lp());
     const uint32_t seq = r.be32();
+    const uint64_t source = decode_vector(v).source_hash;
     batch->del(uif::kVectors, k);
-    if (auto it = variant_of.find({user, seq}); it != variant_of.end()) {
-      batch->put(uif::kVectors, partition_vector_key(it->second, user, seq), v);
-      ++moved;
-    }  // a vector without a record is of nothing: dropped
+    if (auto it = records.find({user, seq}); it != records.end())
+      for (const auto& [variant, hash] : it->second)
+        if (hash == source) {
+          batch->put(uif::kVectors, partition_vector_key(variant, user, seq), v);
+          ++moved;
+          break;
+        }
+    // A vector of no current record's texts is of nothing: dropped (encode makes it anew).
     return true;
   });
   batch->put(kMetaFamily, kVersionKey, std::to_string(kVectorsVersion));

@@ -115,8 +115,8 @@ void require_current_interests(Store& store) {
   if (interests_version(store) >= kInterestsVersion) return;
   throw Error(ErrorKind::InvalidInput,
               fmt::format("the store at {} keeps its interest records in format 1 (before "
-                          "variants); run `liber migrate --store {}` once (or any liber learn on "
-                          "it), which re-keys them by variant and loses nothing",
+                          "variants); run `liber migrate --store {}` once, which re-keys them by "
+                          "variant and loses nothing",
                           store.path().string(), store.path().string()));
 }
 

@@ -21,6 +21,7 @@
 #include "helpers/expect.h"
 #include "store_fixture.h"
 #include "liber/common/bytes.h"
+#include "liber/common/hash.h"
 #include "liber/error.h"
 #include "liber/experiment.h"
 #include "liber/llm.h"
@@ -417,7 +418,7 @@ TEST(UifMigrate, FormatOneStoreUpgradesToVariantsLosingNothing) {
         std::string v(1, '\x01');  // vector format: version, encoder, dim, source hash, floats
         put_lp(v, "enc");
         put_varint(v, 1);
-        put_be64(v, 7);
+        put_be64(v, fnv1a_fields({r.summary, r.shift}));  // the texts it encodes
         put_varint(v, 2);
         const float values[2] = {static_cast<float>(seq), user[0] == '1' ? 1.0f : 2.0f};
         v.append(reinterpret_cast<const char*>(values), sizeof values);
@@ -440,7 +441,25 @@ TEST(UifMigrate, FormatOneStoreUpgradesToVariantsLosingNothing) {
   }
   auto store = open_rocksdb_store(dir / "store");
   EXPECT_EQ(migrate_interests(*store), 4u);
+  // A variant learned after the records' upgrade, before the vectors': its record of user 1,
+  // seq 0 must not receive the cascade's vector (other texts, another source hash).
+  Variant other = test_variant();
+  other.name = "other";
+  register_variant(*store, other);
+  {
+    InterestRecord r;
+    r.user = "1";
+    r.seq = 0;
+    r.ok = true;
+    r.summary = "another text";
+    r.variant = other.id();
+    auto b = store->new_batch();
+    b->put(uil::kInterests, interest_key(other.id(), "1", 0), r.to_json());
+    store->write(*b);
+  }
+  EXPECT_THROW(fully_encoded_users(*store, other), Error);  // vectors still in format 1
   EXPECT_EQ(migrate_vectors(*store), 4u);
+  EXPECT_FALSE(read_partition_vector(*store, other.id(), "1", 0));
   EXPECT_EQ(migrate_interests(*store), 0u);  // once
   EXPECT_EQ(interests_version(*store), kInterestsVersion);
   const auto variant = find_variant(*store, "cascade");  // previous summaries were carried
@@ -448,7 +467,7 @@ TEST(UifMigrate, FormatOneStoreUpgradesToVariantsLosingNothing) {
   EXPECT_EQ(variant->model, "gemma");
   EXPECT_EQ(variant->template_hash, "00000000000000aa");
   EXPECT_TRUE(variant->cascade);
-  EXPECT_EQ(list_variants(*store).size(), 1u);
+  EXPECT_EQ(list_variants(*store).size(), 2u);  // cascade and the later "other"
   for (const char* user : {"1", "2"}) {
     const auto recs = read_interests(*store, variant->id(), user);
     ASSERT_EQ(recs.size(), 2u);
