@@ -426,6 +426,31 @@ class AttributeColumns {
   std::vector<int> attr_of_column_;
 };
 
+// The next row of an entity table (items, users) with a new id: the id, or nullopt at the
+// end. A row with a missing or repeated id is reported as bad and skipped.
+std::optional<std::string> next_new_id(TableFile& t, std::vector<Cell>& cells,
+                                       AttributeColumns& attrs, const Vocab& ids,
+                                       const char* column) {
+  while (t.next(cells)) {
+    attrs.sync(t, ids.size());
+    auto id = required_id(t, cells, t.column_of(column), column);
+    if (!id) continue;
+    if (ids.find(*id) != 0) {
+      t.bad()(t.line(), fmt::format("expected each {} once, found {} again", column, excerpt(*id)));
+      continue;
+    }
+    return id;
+  }
+  return std::nullopt;
+}
+
+// An entity table read to its end must have given at least one entity.
+void require_entities(const TableFile& t, const Vocab& ids, const char* role) {
+  require_rows(t, role);
+  if (ids.size() <= 1)
+    throw Error(ErrorKind::InvalidInput, fmt::format("{} file {}: no valid rows", role, t.file()));
+}
+
 void read_items(const fs::path& path, ItemCatalog& items, const ReadOptions& opt,
                 ReadReport& report) {
   TableFile t(path, "item catalog", opt, report);
@@ -436,14 +461,7 @@ void read_items(const fs::path& path, ItemCatalog& items, const ReadOptions& opt
   std::vector<Cell> cells;
   std::vector<std::vector<std::string>> values;
   std::vector<char> multi;
-  while (t.next(cells)) {
-    attrs.sync(t, items.ids.size());
-    auto id = required_id(t, cells, t.column_of("item_id"), "item_id");
-    if (!id) continue;
-    if (items.ids.find(*id) != 0) {
-      t.bad()(t.line(), fmt::format("expected each item_id once, found {} again", excerpt(*id)));
-      continue;
-    }
+  while (auto id = next_new_id(t, cells, attrs, items.ids, "item_id")) {
     auto title = required_text(t, cells, t.column_of("title"), "title");
     if (!title) continue;
     int year = 0;
@@ -462,10 +480,7 @@ void read_items(const fs::path& path, ItemCatalog& items, const ReadOptions& opt
     items.years.push_back(year);
     attrs.push(values, multi);
   }
-  require_rows(t, "item catalog");
-  if (items.ids.size() <= 1)
-    throw Error(ErrorKind::InvalidInput,
-                fmt::format("item catalog file {}: no valid rows", t.file()));
+  require_entities(t, items.ids, "item catalog");
 }
 
 void read_users(const fs::path& path, UserTable& users, const ReadOptions& opt,
@@ -476,22 +491,12 @@ void read_users(const fs::path& path, UserTable& users, const ReadOptions& opt,
   std::vector<Cell> cells;
   std::vector<std::vector<std::string>> values;
   std::vector<char> multi;
-  while (t.next(cells)) {
-    attrs.sync(t, users.ids.size());
-    auto id = required_id(t, cells, t.column_of("user_id"), "user_id");
-    if (!id) continue;
-    if (users.ids.find(*id) != 0) {
-      t.bad()(t.line(), fmt::format("expected each user_id once, found {} again", excerpt(*id)));
-      continue;
-    }
+  while (auto id = next_new_id(t, cells, attrs, users.ids, "user_id")) {
     if (!attrs.collect(t, cells, values, multi)) continue;
     users.ids.add(*id);
     attrs.push(values, multi);
   }
-  require_rows(t, "user table");
-  if (users.ids.size() <= 1)
-    throw Error(ErrorKind::InvalidInput,
-                fmt::format("user table file {}: no valid rows", t.file()));
+  require_entities(t, users.ids, "user table");
 }
 
 void read_events(const fs::path& path, BehaviorLog& log, const ReadOptions& opt,
