@@ -131,22 +131,37 @@ std::string describe(const BehaviorLog& log, std::string_view source, std::size_
 
 // ---------------------------------------------------------------------------- ML-1M
 
+// What both movie readers start from: the bad-line policy, an empty catalog with a genres
+// attribute, and the file's non-blank lines with their numbers.
+struct MovieLines {
+  MovieLines(std::string_view text, const fs::path& path, const ReadOptions& opt,
+             ReadReport& report, ItemCatalog& items)
+      : bad(path.string(), opt, report), lines(text) {
+    start_catalog(items);
+  }
+  bool next(std::string_view& line) {
+    while (lines.next(line))
+      if (!data::is_blank(line)) return true;
+    return false;
+  }
+  BadLines bad;
+  Attribute genres = data::make_attribute("genres", /*multi=*/true);
+  data::Lines lines;
+};
+
 // movies.dat: MovieID::Title::Genres. Split on the first and last "::" so a title holding
 // "::" would still parse.
 void read_ml1m_movies(const fs::path& path, ItemCatalog& items, const ReadOptions& opt,
                       ReadReport& report) {
   const std::string text = read_latin1_file(path);
   require_nonempty(text, path, "MovieID::Title::Genres");
-  BadLines bad(path.string(), opt, report);
-  start_catalog(items);
-  Attribute genres = data::make_attribute("genres", /*multi=*/true);
+  MovieLines in(text, path, opt, report, items);
+  BadLines& bad = in.bad;
   std::vector<std::string> values;
   std::vector<std::string_view> parts;
-  data::Lines lines(text);
   std::string_view line;
-  while (lines.next(line)) {
-    if (data::is_blank(line)) continue;
-    const std::size_t no = lines.number();
+  while (in.next(line)) {
+    const std::size_t no = in.lines.number();
     const std::size_t first = line.find("::");
     const std::size_t last = line.rfind("::");
     if (first == std::string_view::npos || first == last) {
@@ -172,11 +187,11 @@ void read_ml1m_movies(const fs::path& path, ItemCatalog& items, const ReadOption
     data::split(line.substr(last + 2), '|', parts);
     values.clear();
     for (std::string_view g : parts) values.emplace_back(data::trim(g));
-    genres.push_row(values);
+    in.genres.push_row(values);
   }
   if (items.ids.size() <= 1)
     throw Error(ErrorKind::InvalidInput, fmt::format("{}: no valid movie lines", path.string()));
-  items.attributes.push_back(std::move(genres));
+  items.attributes.push_back(std::move(in.genres));
 }
 
 // The user tables of both releases: one id then four single-valued attributes, in a
@@ -338,16 +353,13 @@ void read_ml100k_items(const fs::path& path, const std::vector<std::string>& gen
       "movie id|title|release date|video release date|IMDb URL|{} genre flags",
       genre_names.size());
   require_nonempty(text, path, format);
-  BadLines bad(path.string(), opt, report);
-  start_catalog(items);
-  Attribute genres = data::make_attribute("genres", /*multi=*/true);
+  MovieLines in(text, path, opt, report, items);
+  BadLines& bad = in.bad;
   std::vector<std::string_view> f;
   std::vector<std::string> values;
-  data::Lines lines(text);
   std::string_view line;
-  while (lines.next(line)) {
-    if (data::is_blank(line)) continue;
-    const std::size_t no = lines.number();
+  while (in.next(line)) {
+    const std::size_t no = in.lines.number();
     data::split(line, '|', f);
     if (f.size() != expected) {
       bad(no, fmt::format("expected {} fields {}, found {} in {}", expected, format, f.size(),
@@ -384,11 +396,11 @@ void read_ml100k_items(const fs::path& path, const std::vector<std::string>& gen
     items.ids.add(key.view);
     items.titles.emplace_back(title);
     items.years.push_back(year);
-    genres.push_row(values);
+    in.genres.push_row(values);
   }
   if (items.ids.size() <= 1)
     throw Error(ErrorKind::InvalidInput, fmt::format("{}: no valid item lines", path.string()));
-  items.attributes.push_back(std::move(genres));
+  items.attributes.push_back(std::move(in.genres));
 }
 
 
