@@ -1,6 +1,8 @@
 // Partition sets: the store's UBSP partitions, or a set derived from them and stored beside
 // them (layout in include/liber/ubsp.h).
 #include <charconv>
+#include <unordered_map>
+#include <unordered_set>
 
 #include <fmt/format.h>
 
@@ -63,23 +65,34 @@ std::size_t derive_partition_set(Store& store, const PartitionSet& set) {
     batch->put(kDerivedPartitions, key, encode_partition(p));
     ++added;
   };
+  // Pass 1, the closed partitions: users they give N behaviors are done; the others'
+  // behaviors so far wait for their cache (which follows their last partition).
+  std::unordered_map<std::string, std::vector<StoredEvent>> short_of;
+  std::unordered_set<std::string> done;
+  auto end_user = [&] {
+    if (user.empty()) return;
+    if (events.size() >= set.first) {
+      finish();
+      done.insert(user);
+    } else {
+      short_of[user] = std::move(events);
+    }
+  };
   for_each_partition(store, [&](const StoredPartition& p) {
     if (p.user != user) {
-      finish();
+      end_user();
       user = p.user;
       events.clear();
     }
     if (events.size() < set.first) events.insert(events.end(), p.events.begin(), p.events.end());
   });
-  finish();
-  // Users whose first N behaviors are still (partly) in their cache: the cache follows their
-  // last partition, so it completes what the partitions began.
+  end_user();
+  // Pass 2, the open caches complete what the partitions began.
   for_each_cache(store, [&](const StoredCache& c) {
+    if (done.contains(c.user)) return;
     user = c.user;
-    events.clear();
-    for (const StoredPartition& p : read_partitions(store, c.user))
-      events.insert(events.end(), p.events.begin(), p.events.end());
-    if (events.size() >= set.first) return;  // done above
+    auto it = short_of.find(c.user);
+    events = it == short_of.end() ? std::vector<StoredEvent>() : std::move(it->second);
     events.insert(events.end(), c.events.begin(), c.events.end());
     finish();
   });

@@ -13,6 +13,7 @@
 #include "liber/progress.h"
 #include "liber/common/bytes.h"
 #include "liber/common/hash.h"
+#include "liber/common/scan.h"
 #include "liber/uif.h"
 #include "liber/uil.h"
 #include "liber/uif/keys.h"
@@ -241,12 +242,7 @@ EncodeReport encode_knowledge(Store& store, LlmEngine& encoder, const EncodeOpti
 
 void require_current_vectors(Store& store) {
   if (store.get(kMetaFamily, kVersionKey)) return;
-  bool old = false;
-  store.scan(uif::kVectors, "p", [&](std::string_view, std::string_view) {
-    old = true;
-    return false;
-  });
-  if (old)
+  if (has_keys(store, uif::kVectors, "p"))
     throw Error(ErrorKind::InvalidInput,
                 fmt::format("the store at {} keeps its vectors in format 1 (before variants); "
                             "run `liber migrate --store {}` once, which re-keys them and loses "

@@ -9,6 +9,7 @@
 
 #include "liber/common/bytes.h"
 #include "liber/common/hash.h"
+#include "liber/common/scan.h"
 #include "liber/error.h"
 #include "liber/log.h"
 #include "liber/uil.h"
@@ -103,12 +104,7 @@ void register_variant(Store& store, const Variant& variant) {
 
 int interests_version(Store& store) {
   if (const auto v = store.get(kMetaFamily, kVersionKey)) return std::stoi(*v);
-  bool any = false;
-  store.scan(uil::kInterests, "", [&](std::string_view, std::string_view) {
-    any = true;
-    return false;
-  });
-  return any ? 1 : kInterestsVersion;  // nothing stored yet: nothing to upgrade
+  return has_keys(store, uil::kInterests) ? 1 : kInterestsVersion;  // none yet: nothing to upgrade
 }
 
 void require_current_interests(Store& store) {
