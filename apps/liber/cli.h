@@ -47,6 +47,9 @@ struct EngineFlags {
   // 4096 KV cells per sequence: a K = 50 ML-1M partition renders to ~1,300 tokens, so
   // the engine's per-sequence share (context / parallel) must be well above 1,024.
   int parallel = 8, context = 32768, threads = 0;
+  // The knowledge encoder's flags (liber encode): the default model is the sentence
+  // encoder, and the llama engine is built for embeddings only.
+  bool encoder = false;
 
   void add_to(CLI::App& cmd);
   std::unique_ptr<LlmEngine> make() const;

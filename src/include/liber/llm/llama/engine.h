@@ -65,6 +65,10 @@ class LlamaEngine final : public LlmEngine {
   void run(RequestSource& source) override;
   // embed.cpp
   std::vector<EmbeddingResult> embed(const std::vector<std::string>& texts) override;
+  // The tokens embed() gives the model for `text` (before any truncation).
+  std::vector<llama_token> embed_tokens(const std::string& text) const {
+    return tokenize(text, true, false);
+  }
 
  private:
   // ---- chat template and tokenizer (chat.cpp) ----
@@ -120,6 +124,8 @@ class LlamaEngine final : public LlmEngine {
 
   ContextPtr ectx_;
   int embed_tokens_ = 0, embed_seqs_ = 0, n_embd_ = 0;
+  int embed_text_tokens_ = 0;      // longest text one sequence may hold
+  bool sentence_encoder_ = false;  // the GGUF declares its pooling (see embed.cpp)
   std::unique_ptr<Batch> ebatch_;
 };
 
