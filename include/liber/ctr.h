@@ -56,6 +56,9 @@ struct TrainResult {
   double train_samples_per_s = 0;  // over all epochs' training steps
   double train_seconds = 0;
   int threads = 0;
+  // The best epoch's prediction for every test sample, in data.test order: what a paired
+  // comparison of two models on the same samples needs (metrics.h: paired_bootstrap_auc).
+  std::vector<float> test_predictions;
 };
 
 // Trains `model` on data.train with early stopping on data.valid AUC, restores the best

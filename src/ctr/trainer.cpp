@@ -218,8 +218,9 @@ std::vector<float> predict(ctr::Backbone& model, const SplitTensors& data, int64
 }
 
 Metrics evaluate(ctr::Backbone& model, const SplitTensors& data, const SampleSet& set,
-                 int64_t batch) {
+                 int64_t batch, std::vector<float>* kept = nullptr) {
   std::vector<float> scores = predict(model, data, batch);
+  if (kept) *kept = scores;
   Metrics m;
   m.auc = auc(set.labels, scores);
   m.logloss = logloss(set.labels, scores);
@@ -357,7 +358,7 @@ TrainResult train_and_evaluate(const CtrDataset& data, const ModelConfig& model_
   result.train_seconds = train_seconds;
   result.train_samples_per_s = train_seconds > 0 ? static_cast<double>(train_samples) / train_seconds : 0;
   load_weights(*model, checkpoint);
-  result.test = evaluate(*model, test, data.test, eval_batch);
+  result.test = evaluate(*model, test, data.test, eval_batch, &result.test_predictions);
   return result;
 }
 

@@ -44,10 +44,12 @@ void LlamaEngine::ensure_embed_context() {
   sentence_encoder_ = pooling && *pooling != LLAMA_POOLING_TYPE_NONE;
   if (sentence_encoder_) {
     // No KV cache to share: a text may use the whole trained window, and a decode packs
-    // up to 32 texts (bench/encoder_bench: 2048-token batches ran fastest here).
+    // up to 16 texts. Attention spans the whole batch (masked), so bigger batches cost more:
+    // bench/encoder_bench on 2 cores, 40-word texts: 512 tokens 58, 1024 66, 2048 48, 4096
+    // 45 texts/s.
     embed_text_tokens_ = std::max(16, llama_model_n_ctx_train(model_.get()));
-    embed_tokens_ = std::max(2048, embed_text_tokens_);
-    embed_seqs_ = 32;
+    embed_tokens_ = std::max(4096, embed_text_tokens_);
+    embed_seqs_ = 64;
   } else {
     // One text must fit one llama_decode (pooling is per decode call).
     embed_tokens_ = std::min(seq_ctx_, 2048);
