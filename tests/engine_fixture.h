@@ -1,4 +1,5 @@
-// The default GGUF loaded once per test binary (llama.cpp, parallel 4, 1024 cells each).
+// The default GGUF loaded once per test binary (llama.cpp, parallel 4, 1024 cells each), and
+// the default knowledge encoder (all-MiniLM-L6-v2) likewise.
 #pragma once
 
 #include <memory>
@@ -13,6 +14,17 @@ inline LlmEngine& shared_engine() {
     o.model_path = default_model_path();
     o.context = 4096;
     o.parallel = 4;
+    o.threads = 0;
+    return make_llama_engine(o);
+  }();
+  return *engine;
+}
+
+inline LlmEngine& shared_encoder() {
+  static std::unique_ptr<LlmEngine> engine = [] {
+    LlamaOptions o;
+    o.model_path = default_encoder_path();
+    o.embeddings = true;
     o.threads = 0;
     return make_llama_engine(o);
   }();

@@ -39,21 +39,50 @@ std::string results_table(const std::vector<ResultRecord>& records) {
 }
 
 
+namespace {
+
+// "+0.0123 [+0.0050, +0.0190]" (AUC points), or "—" when not computed.
+std::string interval(const AucDifference& d) {
+  if (d.resamples == 0) return "—";
+  return fmt::format("{:+.4f} [{:+.4f}, {:+.4f}]", d.estimate, d.lo, d.hi);
+}
+
+const VariantSummary* base_of(const ExperimentResult& r, const VariantSummary& s) {
+  for (const auto& b : r.summary)
+    if (b.population == s.population && b.backbone == s.backbone && b.variant == "base") return &b;
+  return nullptr;
+}
+
+}  // namespace
+
 std::string experiment_table(const ExperimentResult& r) {
   std::string md;
+  if (!r.population_rule.empty())
+    md += fmt::format("LIBER population: {} users ({}).\n\n", r.population_users, r.population_rule);
   md += "| population | users | backbone | variant | AUC (mean ± std) | LogLoss (mean ± std) | "
-        "rel. AUC impr. | lift > spread | train samples/s | seeds |\n"
-        "|---|---:|---|---|---:|---:|---:|:---:|---:|---:|\n";
+        "rel. AUC | ΔAUC vs base [95% CI] | vs random | vs shuffled | knowledge | "
+        "train samples/s (× base) | seeds |\n"
+        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|:---:|---:|---:|\n";
   for (const auto& s : r.summary) {
     const bool base = s.variant == "base";
-    md += fmt::format("| {} | {} | {} | {} | {:.4f} ± {:.4f} | {:.4f} ± {:.4f} | {} | {} | {:.0f} | {} |\n",
+    const VariantSummary* b = base_of(r, s);
+    const std::string speed =
+        base || !b || b->samples_per_s <= 0
+            ? fmt::format("{:.0f}", s.samples_per_s)
+            : fmt::format("{:.0f} ({:.2f}×)", s.samples_per_s, s.samples_per_s / b->samples_per_s);
+    const bool judged = s.vs_random.resamples > 0 && s.vs_shuffled.resamples > 0;
+    md += fmt::format("| {} | {} | {} | {} | {:.4f} ± {:.4f} | {:.4f} ± {:.4f} | {} | {} | {} | {} | {} | {} | {} |\n",
                       s.population, s.users, s.backbone, s.variant, s.auc_mean, s.auc_std,
                       s.logloss_mean, s.logloss_std,
                       base ? std::string("—") : fmt::format("{:+.2f}%", s.rel_auc),
-                      base ? "—" : (s.real_lift ? "yes" : "no"), s.samples_per_s, s.seeds);
+                      base ? std::string("—") : interval(s.vs_base), interval(s.vs_random),
+                      interval(s.vs_shuffled), judged ? (s.knowledge ? "yes" : "no") : "—", speed,
+                      s.seeds);
   }
-  md += "\nLift > spread: the variant's mean AUC exceeds the same population's backbone alone "
-        "by more than the sum of both standard deviations.\n";
+  md += "\nIntervals: the AUC difference (mean over the seeds' paired runs) with a 95% interval "
+        "from a paired bootstrap over test users. Knowledge: the interval against the backbone "
+        "alone, the random control (a fixed random vector per partition) and the shuffled "
+        "control(s) (another user's vectors) all lie above zero.\n";
   if (r.kar_users > 0)
     md += fmt::format("KAR-style: {} of the {} population users have a summary vector; the "
                       "others train with the \"no history\" input.\n",
@@ -76,59 +105,64 @@ std::string experiment_table(const ExperimentResult& r) {
 }
 
 
-// The chart: AUC by backbone (clusters) and variant (bars, +- std), LIBER population.
+// The chart: the AUC difference against the backbone alone with its 95% interval, by
+// backbone (clusters) and variant (bars), every arm that has one.
 void write_auc_chart(const std::vector<VariantSummary>& summary, const fs::path& dir) {
   std::vector<std::string> backbones, variants;
-  // Bars are variants of the LIBER population; other populations' variants are their own
-  // bars, named "variant (population)".
+  auto name = [](const VariantSummary& s) {
+    return s.population == "liber" ? s.variant : s.variant + " (" + s.population + ")";
+  };
   for (const auto& s : summary) {
+    if (s.vs_base.resamples == 0) continue;
     if (std::find(backbones.begin(), backbones.end(), s.backbone) == backbones.end())
       backbones.push_back(s.backbone);
-    const std::string v = s.population == "liber" ? s.variant : s.variant + " (" + s.population + ")";
-    if (std::find(variants.begin(), variants.end(), v) == variants.end()) variants.push_back(v);
+    if (std::find(variants.begin(), variants.end(), name(s)) == variants.end())
+      variants.push_back(name(s));
   }
+  if (variants.empty()) return;
   const fs::path data = dir / "auc_chart.dat";
+  double lo = 0, hi = 0;
   {
     std::ofstream out(data);
     out << "backbone";
-    for (const auto& v : variants) out << "\t\"" << v << "\"\t\"" << v << " std\"";
+    for (const auto& v : variants) out << "\t\"" << v << "\"\t\"lo\"\t\"hi\"";
     out << "\n";
     for (const auto& b : backbones) {
       out << b;
       for (const auto& v : variants) {
         const VariantSummary* hit = nullptr;
-        for (const auto& s : summary) {
-          const std::string name =
-              s.population == "liber" ? s.variant : s.variant + " (" + s.population + ")";
-          if (s.backbone == b && name == v) hit = &s;
+        for (const auto& s : summary)
+          if (s.backbone == b && name(s) == v && s.vs_base.resamples > 0) hit = &s;
+        if (hit) {
+          out << fmt::format("\t{:.5f}\t{:.5f}\t{:.5f}", hit->vs_base.estimate, hit->vs_base.lo,
+                             hit->vs_base.hi);
+          lo = std::min(lo, hit->vs_base.lo);
+          hi = std::max(hi, hit->vs_base.hi);
+        } else {
+          out << "\t-\t-\t-";
         }
-        if (hit) out << fmt::format("\t{:.5f}\t{:.5f}", hit->auc_mean, hit->auc_std);
-        else out << "\t-\t-";
       }
       out << "\n";
     }
   }
-  double lo = 1, hi = 0;
-  for (const auto& s : summary) {
-    lo = std::min(lo, s.auc_mean - s.auc_std);
-    hi = std::max(hi, s.auc_mean + s.auc_std);
-  }
+  const double pad = std::max(0.002, 0.1 * (hi - lo));
   const fs::path script = dir / "auc_chart.gp";
   {
     std::ofstream gp(script);
     gp << "set terminal pngcairo size 1100,600 font 'sans,10'\n"
        << "set output '" << (dir / "auc.png").string() << "'\n"
-       << "set title 'Test AUC by backbone and variant (mean +- std over seeds)'\n"
-       << "set ylabel 'AUC'\n"
-       << fmt::format("set yrange [{:.4f}:{:.4f}]\n", lo - 0.01, hi + 0.005)
+       << "set title 'Test AUC minus the backbone alone (mean over seeds, 95% paired bootstrap "
+          "interval over users)'\n"
+       << "set ylabel 'delta AUC'\n"
+       << fmt::format("set yrange [{:.4f}:{:.4f}]\n", lo - pad, hi + pad)
        << "set style data histogram\nset style histogram errorbars gap 2 lw 1\n"
        << "set style fill solid 0.8 border -1\nset key outside right top\n"
-       << "set grid ytics\nset datafile missing '-'\n"
+       << "set grid ytics\nset xzeroaxis lt -1\nset datafile missing '-'\n"
        << "plot ";
     for (std::size_t i = 0; i < variants.size(); ++i) {
       if (i) gp << ", \\\n     ";
-      gp << fmt::format("'{}' using {}:{}:xtic(1) title columnheader({})", data.string(), 2 + 2 * i,
-                        3 + 2 * i, 2 + 2 * i);
+      gp << fmt::format("'{}' using {}:{}:{}:xtic(1) title columnheader({})", data.string(),
+                        2 + 3 * i, 3 + 3 * i, 4 + 3 * i, 2 + 3 * i);
     }
     gp << "\n";
   }

@@ -1,8 +1,17 @@
 // The end-to-end LIBER experiment: on the same split and samples, every backbone alone and
-// with the LIBER input, the fusion ablation (attention vs mean), a KAR-style baseline (one
-// summary per user from the first behaviors) and the no-cascade ablation, each over several
-// seeds: every run's record (also written to results.json as it goes), their summary and the
-// LLM cost of the inputs. Presenting them (tables, the chart) is the app's part.
+// with each knowledge input through the fuse layer, over several seeds:
+//   content        partition content vectors (item texts, no LLM)
+//   liber          the LLM's interest records (the cascade variant), liber-mean its mean-
+//                  fusion ablation, liber+content both inputs
+//   random         control: a fixed random vector per partition (structure, no content)
+//   shuffled       control: each user carries another user's content vectors;
+//                  shuffled-liber the same with the LLM's vectors
+//   kar            a KAR-style summary of the first behaviors (optional variant)
+//   liber-no-cascade  the no-cascade ablation, on the users both variants have (optional)
+// Each non-base arm's AUC difference against the backbone alone (and against the controls)
+// comes with a 95% interval from a paired bootstrap over test users; a lift counts as
+// knowledge only when it beats the backbone, the random and the shuffled controls. Every
+// run's record is written to results.json as it goes. Presenting them is the app's part.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +22,7 @@
 #include "liber/ctr.h"
 #include "liber/data.h"
 #include "liber/dataset.h"
+#include "liber/metrics.h"
 #include "liber/results.h"
 #include "liber/uif.h"
 
@@ -22,7 +32,9 @@ struct ExperimentConfig {
   // One store (liber ingest / learn / encode) holds the dataset and every variant's records
   // and vectors; the variants are named as liber learn --variant named them.
   std::string store;                      // required
-  std::string variant = "cascade";        // LIBER: the cascade over the store's partitions
+  // LIBER: the cascade over the store's partitions. Empty: no LLM input (content and the
+  // controls only, on every user with a closed partition).
+  std::string variant = "cascade";
   std::string kar_variant;                // optional: learned with --partitions first:30
                                           // (KAR-style: the first 30 behaviors only)
   std::string nocascade_variant;          // optional: learned with --no-cascade
@@ -32,6 +44,9 @@ struct ExperimentConfig {
   TrainConfig train;            // seed is replaced by each of `seeds`
   SplitConfig split;
   FuseConfig fuse;              // fuse settings; fusion is set per variant
+  bool content = true;          // the content arms (liber encode makes the item text vectors)
+  bool controls = true;         // the random and shuffled controls
+  int bootstrap_resamples = 1000;
   bool all_users_baseline = true;  // also each backbone alone on every user of the log
   std::size_t max_users = 0;    // cap on the LIBER population (0 = every fully encoded user)
   std::string out_dir;          // results.json (after every run) and vectors/ (empty = none)
@@ -46,7 +61,13 @@ struct VariantSummary {
   double auc_mean = 0, auc_std = 0, logloss_mean = 0, logloss_std = 0;
   double samples_per_s = 0;     // mean training throughput
   double rel_auc = 0;           // (auc_mean / base auc_mean - 1) * 100, same population
-  bool real_lift = false;       // auc_mean - base mean > auc_std + base std (>= 2 seeds each)
+  // Paired bootstrap over test users (run_experiment fills them; resamples 0 = not computed).
+  AucDifference vs_base;        // AUC - the backbone alone's
+  AucDifference vs_random;      // AUC - the random control's (knowledge arms)
+  AucDifference vs_shuffled;    // AUC - the worst-beaten shuffled control's (knowledge arms)
+  // A knowledge arm whose three intervals lie above zero: the lift comes from the knowledge,
+  // not from the structure of the input.
+  bool knowledge = false;
 };
 
 struct LlmCostSummary {
@@ -64,6 +85,7 @@ struct ExperimentResult {
   std::vector<VariantSummary> summary;   // mean +- std per (population, backbone, variant)
   std::vector<LlmCostSummary> cost;      // one per variant used
   std::size_t population_users = 0, nocascade_users = 0, all_users = 0;
+  std::string population_rule;           // how the population was chosen, for the report
   std::size_t kar_users = 0;             // population users with a KAR-style summary vector
   std::vector<std::string> skipped;      // optional variants the store does not have
   std::string description;               // the dataset's provenance

@@ -270,6 +270,8 @@ void store_catalog(Store& store, const BehaviorLog& log);
 // event (from the closed partitions, then the open caches; late and bad events are not
 // part of it). Throws Error(InvalidInput) naming the store when it has no catalog.
 BehaviorLog load_behavior_log(Store& store, bool with_events = true);
+// True when the store holds a catalog (every store ingested by this liber does).
+bool has_catalog(Store& store);
 
 // ---- Partition sets --------------------------------------------------------------------
 // What UIL summarises: "ubsp", the partitions the rule closed, or a set derived from the

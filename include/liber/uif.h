@@ -13,9 +13,16 @@
 // CTR's side-input plug (FeatureSchema::side): a libtorch module inside every backbone,
 // configured by FuseConfig, trained jointly with it.
 //
+// Partition content (no LLM): every catalog item's text (item_text: title and attributes)
+// is encoded once; a partition's content vector is the mean of its liked items' text vectors
+// beside the mean of its other items' (load_content_table), so it exists for every
+// partition of every user, at encoder speed, and is the reference the LLM's knowledge must
+// beat. Controls with the same structure and no knowledge: random_control, shuffled_control.
+//
 // knowledge_vectors layout (binary values, version byte 1), format 2 (meta "uif.version"):
 //   "p" + interest key (variant id + user key + big-endian seq) -> summary, then shift vector
-//   "i" + external item id                          -> item description vector
+//   "i" + external item id                          -> item description vector (LLM)
+//   "t" + external item id                          -> item text vector (item_text)
 //   value: version, encoder id, dim, source hash (of the encoded texts), floats (LE)
 // The store's meta family holds "uif.encoder" = {"id", "dim"}: one encoder per store.
 #pragma once
@@ -26,6 +33,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "liber/data.h"
@@ -52,6 +60,7 @@ std::optional<KnowledgeVector> read_item_vector(Store& store, std::string_view i
 struct EncodeOptions {
   bool interests = true;      // every ok interest record (summary and shift)
   bool items = false;         // every ok item description (when learned: learn --item-knowledge)
+  bool item_texts = true;     // every catalog item's text (the partition content vectors)
   std::size_t batch = 64;     // texts per embed() call and per atomic store write
   // The store already holds vectors of another encoder (or dimension): false refuses with
   // an error, true deletes them and encodes everything with this one.
@@ -66,6 +75,8 @@ struct EncodeReport {
   uint64_t texts = 0, tokens = 0;  // encoded by this run
   uint64_t partitions_encoded = 0, partitions_reused = 0;
   uint64_t items_encoded = 0, items_reused = 0;
+  uint64_t item_texts_encoded = 0, item_texts_reused = 0;
+  uint64_t truncated = 0;          // texts longer than the encoder's window (start kept)
   uint64_t failed = 0;             // texts the engine could not embed (reported, skipped)
   std::string first_error;
   double wall_s = 0;
@@ -95,12 +106,14 @@ struct PartitionVector {
 };
 
 struct InterestTable {
-  std::string variant;                      // Variant::id() of its records
+  std::string variant;                      // Variant::id() of its records; "content", ...
   std::string encoder;
-  int dim = 0;                              // per text; a row is width() = 2 * dim floats
+  int dim = 0;                              // per text
+  int texts = 2;                            // vectors per row: a row is width() floats
+  std::string layout = "summary|shift";     // what the row's vectors are, in order
   std::vector<PartitionVector> partitions;  // by (user key, seq)
   std::vector<float> rows;                  // partitions.size() x width()
-  int width() const { return 2 * dim; }
+  int width() const { return texts * dim; }
 };
 
 // Every partition of the variant's set with an ok record of the variant and a vector of the
@@ -113,6 +126,30 @@ InterestTable load_interest_table(Store& store, const Variant& variant,
 // count as learned: the LLM had its attempts, and the fuse layer simply does not see them
 // (requiring success would bias the population towards users the model handles well).
 std::vector<std::string> fully_encoded_users(Store& store, const Variant& variant);
+
+// ---- Partition content and the controls ----------------------------------------------
+// The encoder's text of catalog row `row`: "Heat (1995). genres: Action, Crime, Thriller."
+// (the title with its year once, then every attribute by label).
+std::string item_text(const BehaviorLog& log, uint32_t row);
+// Every item text vector of the store, by external item id.
+std::unordered_map<std::string, KnowledgeVector> read_item_text_vectors(Store& store);
+
+// One row per partition of `set` that has at least one item with a text vector: the mean
+// text vector of its liked behaviors (BehaviorLog::like_threshold, or the label) and the
+// mean of the others, zeros for an empty half. variant "content", layout "liked|other".
+// `users` (external ids) restricts it; empty = all.
+InterestTable load_content_table(Store& store, const PartitionSet& set,
+                                 const std::vector<std::string>& users = {});
+// The same partitions and times, each row an independent standard-normal vector fixed by
+// (user, seq, seed): structure (how many partitions, when they closed) without content.
+InterestTable random_control(const InterestTable& table, uint64_t seed);
+// The same partitions and times, but user u's k-th partition carries the row of user
+// pi(u)'s (k mod n)-th partition, pi a random derangement of the users: real vectors, of
+// the wrong user. Throws Error(InvalidInput) with fewer than two users.
+InterestTable shuffled_control(const InterestTable& table, uint64_t seed);
+// The partitions both tables have (same user, seq), rows a's vectors then b's: the
+// "content and LLM" input.
+InterestTable join_tables(const InterestTable& a, const InterestTable& b);
 
 // Keeps only the samples of the given users (external ids) in every split.
 void keep_users(CtrDataset& data, const BehaviorLog& log, const std::vector<std::string>& users);

@@ -56,6 +56,9 @@ struct Arm {
   std::size_t users = 0;
   const InterestTable* table = nullptr;  // null: the backbone alone
   std::string fusion = "attention";
+  // A knowledge arm names its controls: it must beat the random one and every shuffled one.
+  std::string random_control;
+  std::vector<std::string> shuffled_controls;
 };
 
 double mean(const std::vector<double>& v) {
@@ -107,8 +110,6 @@ std::vector<VariantSummary> summarize_results(const std::vector<ResultRecord>& r
     for (const auto& b : out) {
       if (b.population != s.population || b.backbone != s.backbone || b.variant != "base") continue;
       if (b.auc_mean > 0) s.rel_auc = (s.auc_mean / b.auc_mean - 1.0) * 100.0;
-      // One seed has no spread to exceed: never call it real.
-      s.real_lift = s.seeds >= 2 && b.seeds >= 2 && s.auc_mean - b.auc_mean > s.auc_std + b.auc_std;
     }
   }
   return out;
@@ -132,8 +133,8 @@ ExperimentResult run_experiment(const ExperimentConfig& cfg) {
   res.all_users = all_users.size();
 
   // The variants by name; an optional one the store does not have is skipped and said so.
-  const auto variant = find_variant(*store, cfg.variant);
-  if (!variant)
+  const auto variant = cfg.variant.empty() ? std::nullopt : find_variant(*store, cfg.variant);
+  if (!cfg.variant.empty() && !variant)
     throw Error(ErrorKind::InvalidInput,
                 fmt::format("store {} has no variant named '{}' (liber learn --variant {})",
                             cfg.store, cfg.variant, cfg.variant));
@@ -148,18 +149,63 @@ ExperimentResult run_experiment(const ExperimentConfig& cfg) {
   const auto kar_variant = optional_variant(cfg.kar_variant, "KAR-style");
   const auto nocascade_variant = optional_variant(cfg.nocascade_variant, "no-cascade");
 
-  // The population: every user whose partitions are all learned and encoded.
-  std::vector<std::string> population = fully_encoded_users(*store, *variant);
-  if (cfg.max_users > 0 && population.size() > cfg.max_users) population.resize(cfg.max_users);
+  // The population: with an LLM variant, every user whose partitions are all learned and
+  // encoded; without, every user with a content vector.
+  const PartitionSet ubsp_set;
+  InterestTable table, content;
+  std::vector<std::string> population;
+  if (variant) {
+    population = fully_encoded_users(*store, *variant);
+    res.population_rule = fmt::format("every partition learned (variant '{}') and encoded", cfg.variant);
+  }
+  if (cfg.content) {
+    content = load_content_table(*store, variant ? variant->partitions : ubsp_set, population);
+    if (content.partitions.empty())
+      throw Error(ErrorKind::InvalidInput,
+                  fmt::format("store {} has no item text vectors for its partitions: run liber "
+                              "encode first (or set \"content\": false)",
+                              cfg.store));
+    if (!variant) {
+      std::set<std::string> users;
+      for (const PartitionVector& p : content.partitions) users.insert(p.user);
+      population.assign(users.begin(), users.end());
+      res.population_rule = "every user with a closed partition (content vectors, no LLM)";
+    }
+  }
+  if (!variant && !cfg.content)
+    throw Error(ErrorKind::Config, "experiment: no LLM variant and no content: nothing to test");
+  if (cfg.max_users > 0 && population.size() > cfg.max_users) {
+    population.resize(cfg.max_users);
+    res.population_rule += fmt::format(", the first {} in store order", cfg.max_users);
+  }
   if (population.empty())
     throw Error(ErrorKind::InvalidInput,
                 fmt::format("store {} has no user whose partitions are all learned (variant "
                             "'{}') and encoded (run liber learn and liber encode first)",
                             cfg.store, cfg.variant));
   res.population_users = population.size();
-  const InterestTable table = load_interest_table(*store, *variant, population);
-  res.cost.push_back(llm_cost(*store, *variant, population));
-  if (!cfg.out_dir.empty()) export_interest_table(table, fs::path(cfg.out_dir) / "vectors");
+  const std::unordered_set<std::string> in_population(population.begin(), population.end());
+  auto restrict_to_population = [&](InterestTable& t) {
+    InterestTable r = t;
+    r.partitions.clear();
+    r.rows.clear();
+    const auto w = static_cast<std::size_t>(t.width());
+    for (const PartitionVector& p : t.partitions) {
+      if (!in_population.contains(p.user)) continue;
+      PartitionVector q = p;
+      q.row = static_cast<uint32_t>(r.partitions.size());
+      r.partitions.push_back(q);
+      r.rows.insert(r.rows.end(), t.rows.begin() + static_cast<std::ptrdiff_t>(p.row * w),
+                    t.rows.begin() + static_cast<std::ptrdiff_t>((p.row + 1) * w));
+    }
+    t = std::move(r);
+  };
+  if (cfg.content) restrict_to_population(content);
+  if (variant) {
+    table = load_interest_table(*store, *variant, population);
+    res.cost.push_back(llm_cost(*store, *variant, population));
+    if (!cfg.out_dir.empty()) export_interest_table(table, fs::path(cfg.out_dir) / "vectors");
+  }
   CtrDataset pop = all;
   keep_users(pop, log, population);
 
@@ -181,10 +227,9 @@ ExperimentResult run_experiment(const ExperimentConfig& cfg) {
   std::vector<std::string> subset;
   InterestTable nocascade, cascade_of_subset;
   CtrDataset sub;
-  if (nocascade_variant) {
-    const std::unordered_set<std::string> in_pop(population.begin(), population.end());
+  if (nocascade_variant && variant) {
     for (const auto& u : fully_encoded_users(*store, *nocascade_variant))
-      if (in_pop.contains(u)) subset.push_back(u);
+      if (in_population.contains(u)) subset.push_back(u);
     res.nocascade_users = subset.size();
     if (!subset.empty()) {
       nocascade = load_interest_table(*store, *nocascade_variant, subset);
@@ -195,14 +240,45 @@ ExperimentResult run_experiment(const ExperimentConfig& cfg) {
     }
   }
 
+  // The controls: the random one over the content partitions (all closed ones) when there
+  // are content vectors, else over the LLM's; a shuffled one per knowledge source.
+  const uint64_t control_seed = 20261202;
+  const bool two_users = population.size() >= 2;
+  InterestTable random_table, shuffled_content, shuffled_llm, both;
+  if (cfg.controls) {
+    random_table = random_control(cfg.content ? content : table, control_seed);
+    if (two_users && cfg.content) shuffled_content = shuffled_control(content, control_seed);
+    if (two_users && variant) shuffled_llm = shuffled_control(table, control_seed);
+    if (!two_users) res.skipped.push_back("shuffled controls (the population has one user)");
+  }
+  if (cfg.content && variant) both = join_tables(content, table);
+
   // Every arm of the table, in its row order per backbone.
+  const std::size_t n = population.size();
+  const std::string rnd = cfg.controls ? "random" : "";
   std::vector<Arm> arms;
   if (cfg.all_users_baseline) arms.push_back({"all", "base", &all, res.all_users});
-  arms.push_back({"liber", "base", &pop, population.size()});
-  arms.push_back({"liber", "liber", &pop, population.size(), &table, "attention"});
-  arms.push_back({"liber", "liber-mean", &pop, population.size(), &table, "mean"});
-  if (!kar.partitions.empty())
-    arms.push_back({"liber", "kar", &pop, population.size(), &kar, "attention"});
+  arms.push_back({"liber", "base", &pop, n});
+  if (cfg.controls) arms.push_back({"liber", "random", &pop, n, &random_table, "attention"});
+  if (!shuffled_content.partitions.empty())
+    arms.push_back({"liber", "shuffled", &pop, n, &shuffled_content, "attention"});
+  if (!shuffled_llm.partitions.empty())
+    arms.push_back({"liber", "shuffled-liber", &pop, n, &shuffled_llm, "attention"});
+  auto controls_of = [&](bool c, bool l) {
+    std::vector<std::string> out;
+    if (c && !shuffled_content.partitions.empty()) out.push_back("shuffled");
+    if (l && !shuffled_llm.partitions.empty()) out.push_back("shuffled-liber");
+    return out;
+  };
+  if (cfg.content)
+    arms.push_back({"liber", "content", &pop, n, &content, "attention", rnd, controls_of(true, false)});
+  if (variant) {
+    arms.push_back({"liber", "liber", &pop, n, &table, "attention", rnd, controls_of(false, true)});
+    arms.push_back({"liber", "liber-mean", &pop, n, &table, "mean"});
+  }
+  if (!both.partitions.empty())
+    arms.push_back({"liber", "liber+content", &pop, n, &both, "attention", rnd, controls_of(true, true)});
+  if (!kar.partitions.empty()) arms.push_back({"liber", "kar", &pop, n, &kar, "attention"});
   if (!subset.empty()) {
     const std::string p = "no-cascade subset";
     arms.push_back({p, "base", &sub, subset.size()});
@@ -247,6 +323,42 @@ ExperimentResult run_experiment(const ExperimentConfig& cfg) {
   }
 
   res.summary = summarize_results(res.records);
+  // The intervals: every arm against the backbone alone, knowledge arms against their
+  // controls, paired by seed on the same test samples.
+  auto runs_of = [&](const std::string& population, const std::string& backbone,
+                     const std::string& label) {
+    std::vector<std::vector<float>> out;
+    for (uint64_t seed : cfg.seeds)
+      for (const ResultRecord& r : res.records)
+        if (r.population == population && r.backbone == backbone && r.variant == label &&
+            r.seed == seed)
+          out.push_back(r.result.test_predictions);
+    return out;
+  };
+  for (VariantSummary& s : res.summary) {
+    if (s.variant == "base") continue;
+    const Arm* arm = nullptr;
+    for (const Arm& a : arms)
+      if (a.population == s.population && a.label == s.variant) arm = &a;
+    if (!arm) continue;
+    const SampleSet& test = arm->samples->test;
+    const auto model = runs_of(s.population, s.backbone, s.variant);
+    auto against = [&](const std::string& label) {
+      return paired_bootstrap_auc(test.labels, test.users, model,
+                                  runs_of(s.population, s.backbone, label),
+                                  cfg.bootstrap_resamples, control_seed);
+    };
+    s.vs_base = against("base");
+    if (!arm->random_control.empty()) s.vs_random = against(arm->random_control);
+    for (const std::string& c : arm->shuffled_controls) {
+      const AucDifference d = against(c);
+      if (s.vs_shuffled.resamples == 0 || d.lo < s.vs_shuffled.lo) s.vs_shuffled = d;
+    }
+    s.knowledge = !arm->random_control.empty() && !arm->shuffled_controls.empty() &&
+                  s.vs_base.lo > 0 && s.vs_random.lo > 0 && s.vs_shuffled.lo > 0;
+  }
+  // The predictions served the intervals; the records go back without them.
+  for (ResultRecord& r : res.records) r.result.test_predictions = {};
   res.description = all.description;
   return res;
 }

@@ -111,6 +111,8 @@ void store_catalog(Store& store, const BehaviorLog& log) {
   store.write(*batch, true);
 }
 
+bool has_catalog(Store& store) { return store.get(kMetaFamily, kCatalogMetaKey).has_value(); }
+
 BehaviorLog load_behavior_log(Store& store, bool with_events) {
   const auto meta_text = store.get(kMetaFamily, kCatalogMetaKey);
   if (!meta_text)

@@ -210,7 +210,7 @@ void export_interest_table(const InterestTable& table, const std::filesystem::pa
                                 {"variant", table.variant},
                                 {"dim", table.dim},
                                 {"width", table.width()},
-                                {"layout", "summary|shift"},
+                                {"layout", table.layout},
                                 {"vectors", "partition_vectors.npy"},
                                 {"partitions", parts}};
   const auto json_path = dir / "index.json";

@@ -15,6 +15,7 @@
 #include "liber/common/hash.h"
 #include "liber/common/scan.h"
 #include "liber/uif.h"
+#include "liber/ubsp.h"
 #include "liber/uil.h"
 #include "liber/uif/keys.h"
 
@@ -34,6 +35,11 @@ std::string partition_vector_key(std::string_view variant_id, std::string_view u
 }
 std::string item_vector_key(std::string_view item) {
   std::string k(1, 'i');
+  k += item;
+  return k;
+}
+std::string item_text_vector_key(std::string_view item) {
+  std::string k(1, 't');
   k += item;
   return k;
 }
@@ -70,10 +76,11 @@ KnowledgeVector decode_vector(std::string_view value) {
 uint64_t texts_hash(std::string_view a, std::string_view b = {}) { return fnv1a_fields({a, b}); }
 
 struct Job {
+  enum Kind { Partition, Item, ItemText };
   std::string key;
   std::vector<std::string> texts;  // 2 (summary, shift) or 1 (item)
   uint64_t hash = 0;
-  bool partition = true;
+  Kind kind = Partition;
 };
 
 // The encoder of the store's existing vectors, if any.
@@ -113,14 +120,28 @@ std::optional<KnowledgeVector> read_item_vector(Store& store, std::string_view i
   return decode_vector(*v);
 }
 
+std::unordered_map<std::string, KnowledgeVector> read_item_text_vectors(Store& store) {
+  std::unordered_map<std::string, KnowledgeVector> out;
+  store.scan(uif::kVectors, "t", [&](std::string_view k, std::string_view v) {
+    out.emplace(std::string(k.substr(1)), decode_vector(v));
+    return true;
+  });
+  return out;
+}
+
 std::string EncodeReport::summary() const {
   std::string s;
   s += fmt::format("encoder      {} ({} dimensions)\n", encoder, dim);
   s += fmt::format("partitions   {} encoded, {} already encoded\n", partitions_encoded,
                    partitions_reused);
   s += fmt::format("items        {} encoded, {} already encoded\n", items_encoded, items_reused);
+  s += fmt::format("item texts   {} encoded, {} already encoded\n", item_texts_encoded,
+                   item_texts_reused);
   s += fmt::format("texts        {} ({} tokens) in {:.1f}s: {:.1f} texts/s\n", texts, tokens,
                    wall_s, texts_per_s());
+  if (truncated > 0)
+    s += fmt::format("truncated    {} texts longer than the encoder's window (start kept)\n",
+                     truncated);
   if (failed > 0) s += fmt::format("failed       {} texts, first: {}\n", failed, first_error);
   if (stopped) s += "stopped      by request; rerun to continue\n";
   return s;
@@ -158,7 +179,7 @@ EncodeReport encode_knowledge(Store& store, LlmEngine& encoder, const EncodeOpti
     for_each_interest(store, "", [&](const InterestRecord& r) {
       if (!r.ok) return;
       Job j{partition_vector_key(r.variant, r.user, r.seq), {r.summary, r.shift},
-            texts_hash(r.summary, r.shift), true};
+            texts_hash(r.summary, r.shift), Job::Partition};
       if (needs(j.key, j.hash)) jobs.push_back(std::move(j));
       else ++rep.partitions_reused;
     });
@@ -166,10 +187,21 @@ EncodeReport encode_knowledge(Store& store, LlmEngine& encoder, const EncodeOpti
   if (opt.items) {
     for_each_item_knowledge(store, [&](const ItemKnowledge& k) {
       if (!k.ok) return;
-      Job j{item_vector_key(k.item), {k.text}, texts_hash(k.text), false};
+      Job j{item_vector_key(k.item), {k.text}, texts_hash(k.text), Job::Item};
       if (needs(j.key, j.hash)) jobs.push_back(std::move(j));
       else ++rep.items_reused;
     });
+  }
+  // The catalog's item texts (a store ingested before the catalog was kept has none).
+  if (opt.item_texts && has_catalog(store)) {
+    const BehaviorLog log = load_behavior_log(store, false);
+    for (uint32_t row = 1; row < log.items.size(); ++row) {
+      std::string text = item_text(log, row);
+      const uint64_t hash = texts_hash(text);
+      Job j{item_text_vector_key(log.items.ids.key(row)), {std::move(text)}, hash, Job::ItemText};
+      if (needs(j.key, j.hash)) jobs.push_back(std::move(j));
+      else ++rep.item_texts_reused;
+    }
   }
 
   std::size_t total_texts = 0;
@@ -203,6 +235,7 @@ EncodeReport encode_knowledge(Store& store, LlmEngine& encoder, const EncodeOpti
       for (std::size_t t = 0; t < job.texts.size(); ++t) {
         const EmbeddingResult& e = out[at + t];
         rep.tokens += static_cast<uint64_t>(std::max(0, e.tokens));
+        rep.truncated += e.truncated;
         if (!e.error.empty() || e.vector.empty()) {
           if (rep.first_error.empty()) rep.first_error = e.error.empty() ? "empty vector" : e.error;
           good = false;
@@ -228,8 +261,9 @@ EncodeReport encode_knowledge(Store& store, LlmEngine& encoder, const EncodeOpti
       }
       kv.dim = *dim;
       batch->put(uif::kVectors, job.key, encode_vector(kv));
-      if (job.partition) ++rep.partitions_encoded;
-      else ++rep.items_encoded;
+      if (job.kind == Job::Partition) ++rep.partitions_encoded;
+      else if (job.kind == Job::Item) ++rep.items_encoded;
+      else ++rep.item_texts_encoded;
     }
     store.write(*batch);
     bar.advance(texts.size());

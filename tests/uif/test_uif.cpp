@@ -2,6 +2,7 @@
 // reference), the encoder's vector store on the real default model (reuse, change,
 // refusal to mix encoders), the .npy export, the experiment's aggregation, and the whole
 // pipeline (learn -> encode -> experiment -> chart) on a tiny fixture.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -37,6 +38,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::shared_engine;
+using testing::shared_encoder;
 using testing::TempDir;
 
 // A table over every stored partition, row r filled with r (no encoder needed for joins).
@@ -215,8 +217,6 @@ TEST(UifExperiment, SummaryIsMeanAndSampleStdOverSeeds) {
   EXPECT_NEAR(s[1].auc_mean, 0.76, 1e-12);
   EXPECT_NEAR(s[1].auc_std, 0.01, 1e-12);
   EXPECT_NEAR(s[1].rel_auc, (0.76 / 0.72 - 1) * 100, 1e-9);
-  EXPECT_TRUE(s[1].real_lift);    // 0.04 > 0.02 + 0.01
-  EXPECT_FALSE(s[2].real_lift);   // 0.01 < 0.02 + 0
   EXPECT_EQ(s[2].seeds, 3);
 }
 
@@ -263,30 +263,33 @@ TEST(UifEncode, RealEncoderStoresReusesReencodesAndRefusesAnother) {
   put_record(*store, "2", 0, true, "Enjoys animated family films.", "Starting interests: animation.");
   put_record(*store, "2", 1, false, "", "");  // failed: no vector
   put_record(*store, "3", 0, true, "Likes westerns.", "Starting interests: westerns.");
-  LlmEngine& engine = shared_engine();
+  LlmEngine& engine = shared_encoder();
 
   EncodeReport r = encode_knowledge(*store, engine, EncodeOptions{.items = false, .batch = 3});
   std::printf("%s", r.summary().c_str());
   EXPECT_EQ(r.encoder, engine.model_id());
-  EXPECT_EQ(r.dim, 640);  // Gemma 3 270M's hidden size
+  EXPECT_EQ(r.dim, 384);  // all-MiniLM-L6-v2
   EXPECT_EQ(r.partitions_encoded, 4u);
-  EXPECT_EQ(r.texts, 8u);
+  const BehaviorLog log = load_behavior_log(*store, false);
+  const std::size_t items = log.items.size() - 1;  // the catalog's item texts, once each
+  EXPECT_EQ(r.item_texts_encoded, items);
+  EXPECT_EQ(r.texts, 8u + items);
   EXPECT_EQ(r.failed, 0u);
   EXPECT_GT(r.tokens, 8u);
   const std::string id = test_variant().id();
   const auto v = read_partition_vector(*store, id, "1", 1);
   ASSERT_TRUE(v);
-  EXPECT_EQ(v->dim, 640);
-  ASSERT_EQ(v->values.size(), 1280u);
+  EXPECT_EQ(v->dim, 384);
+  ASSERT_EQ(v->values.size(), 768u);
   EXPECT_FALSE(read_partition_vector(*store, id, "2", 1));
   // Summary and shift are different texts: different halves.
-  EXPECT_NE(std::vector<float>(v->values.begin(), v->values.begin() + 640),
-            std::vector<float>(v->values.begin() + 640, v->values.end()));
+  EXPECT_NE(std::vector<float>(v->values.begin(), v->values.begin() + 384),
+            std::vector<float>(v->values.begin() + 384, v->values.end()));
   // The stored vector is the engine's embedding of the text. llama.cpp's numbers depend a
   // little on what else shares the batch (its own Python binding shows the same: cosine
   // ~0.9998 between a text embedded alone and beside another), so compare directions.
   const auto direct = engine.embed({"Moved to light comedies.", "Loves dark thrillers and noir."});
-  ASSERT_EQ(direct[0].vector.size(), 640u);
+  ASSERT_EQ(direct[0].vector.size(), 384u);
   auto cosine = [](const float* x, const std::vector<float>& y) {
     double xy = 0, xx = 0, yy = 0;
     for (std::size_t i = 0; i < y.size(); ++i) xy += x[i] * y[i], xx += x[i] * x[i], yy += y[i] * y[i];
@@ -298,6 +301,8 @@ TEST(UifEncode, RealEncoderStoresReusesReencodesAndRefusesAnother) {
   r = encode_knowledge(*store, engine, EncodeOptions{.items = false});
   EXPECT_EQ(r.partitions_encoded, 0u);
   EXPECT_EQ(r.partitions_reused, 4u);
+  EXPECT_EQ(r.item_texts_encoded, 0u);
+  EXPECT_EQ(r.item_texts_reused, items);
   put_record(*store, "3", 0, true, "Likes westerns and war films.", "Added war films.");
   r = encode_knowledge(*store, engine, EncodeOptions{.items = false});
   EXPECT_EQ(r.partitions_encoded, 1u);
@@ -307,16 +312,15 @@ TEST(UifEncode, RealEncoderStoresReusesReencodesAndRefusesAnother) {
   // user 3's second partition has no record.
   const InterestTable t = load_interest_table(*store, test_variant());
   EXPECT_EQ(t.partitions.size(), 4u);
-  EXPECT_EQ(t.dim, 640);
-  EXPECT_EQ(t.rows.size(), 4u * 1280u);
+  EXPECT_EQ(t.dim, 384);
+  EXPECT_EQ(t.rows.size(), 4u * 768u);
   EXPECT_EQ(fully_encoded_users(*store, test_variant()), (std::vector<std::string>{"1", "2"}));
 
   // Another encoder (the same weights under another file name: another model id).
-  fs::create_symlink(default_model_path(), dir / "other-encoder.gguf");
+  fs::create_symlink(default_encoder_path(), dir / "other-encoder.gguf");
   LlamaOptions o;
   o.model_path = (dir / "other-encoder.gguf").string();
-  o.context = 2048;
-  o.parallel = 1;
+  o.embeddings = true;
   auto other = make_llama_engine(o);
   ASSERT_NE(other->model_id(), engine.model_id());
   try {
@@ -344,7 +348,7 @@ TEST(UifExperiment, PipelineOnATinyFixtureReturnsRecordsAndWritesJsonAndVectors)
     ASSERT_EQ(read_learn_runs(*store, c.variant).size(), 1u);  // the run's cost stays in the store
     EXPECT_EQ(read_learn_runs(*store, c.variant)[0].calls, c.calls);
     EXPECT_EQ(c.variant_name, "cascade");
-    encode_knowledge(*store, shared_engine(), EncodeOptions{.items = false});
+    encode_knowledge(*store, shared_encoder(), EncodeOptions{.items = false});
   }
   ExperimentConfig cfg;
   cfg.store = (dir / "store").string();
@@ -358,11 +362,32 @@ TEST(UifExperiment, PipelineOnATinyFixtureReturnsRecordsAndWritesJsonAndVectors)
   const ExperimentResult r = run_experiment(cfg);
   ASSERT_GT(r.population_users, 0u);
   EXPECT_EQ(r.all_users, 3u);
-  // all/base, liber/base, liber/liber, liber/liber-mean, each over 2 seeds.
-  EXPECT_EQ(r.records.size(), 8u);
-  ASSERT_EQ(r.summary.size(), 4u);
-  EXPECT_EQ(r.summary[2].variant, "liber");
-  EXPECT_EQ(r.summary[2].seeds, 2);
+  // all/base, then the population's base, the controls, content, the LLM's input, its mean
+  // ablation and both inputs, each over 2 seeds.
+  const std::vector<std::string> arms = {"base",    "base",  "random",     "shuffled",
+                                         "shuffled-liber", "content", "liber", "liber-mean",
+                                         "liber+content"};
+  EXPECT_EQ(r.records.size(), 2 * arms.size());
+  ASSERT_EQ(r.summary.size(), arms.size());
+  for (std::size_t i = 0; i < arms.size(); ++i) {
+    EXPECT_EQ(r.summary[i].variant, arms[i]);
+    EXPECT_EQ(r.summary[i].seeds, 2);
+    // Every arm but the baselines has its paired interval against the backbone alone.
+    EXPECT_EQ(r.summary[i].vs_base.resamples > 0, i >= 2) << arms[i];
+    if (r.summary[i].vs_base.resamples > 0) {
+      EXPECT_LE(r.summary[i].vs_base.lo, r.summary[i].vs_base.hi);
+    }
+  }
+  // Knowledge arms are judged against both kinds of control; the controls and the
+  // ablation are not.
+  for (const char* judged : {"content", "liber", "liber+content"}) {
+    const auto& s = *std::find_if(r.summary.begin(), r.summary.end(),
+                                  [&](const VariantSummary& v) { return v.variant == judged; });
+    EXPECT_GT(s.vs_random.resamples, 0) << judged;
+    EXPECT_GT(s.vs_shuffled.resamples, 0) << judged;
+  }
+  EXPECT_EQ(r.summary[7].vs_random.resamples, 0);  // liber-mean
+  EXPECT_EQ(r.summary[2].vs_random.resamples, 0);  // random itself
   ASSERT_EQ(r.cost.size(), 1u);
   EXPECT_EQ(r.cost[0].runs, 1);
   EXPECT_GT(r.cost[0].prompt_tokens, 0u);
@@ -370,7 +395,8 @@ TEST(UifExperiment, PipelineOnATinyFixtureReturnsRecordsAndWritesJsonAndVectors)
     EXPECT_TRUE(fs::exists(dir / "out" / f)) << f;
   // Presentation is the app's: the library draws no chart and writes no table.
   for (const char* f : {"results.md", "auc.png"}) EXPECT_FALSE(fs::exists(dir / "out" / f)) << f;
-  EXPECT_EQ(nlohmann::json::parse(testing::read_file(dir / "out" / "results.json")).size(), 8u);
+  EXPECT_EQ(nlohmann::json::parse(testing::read_file(dir / "out" / "results.json")).size(),
+            2 * arms.size());
 
   // The CLI presents them, from the store alone: the table, results.md and the chart.
   const char* cli = std::getenv("LIBER_TEST_CLI");
