@@ -1,7 +1,9 @@
 // Training cost of the LIBER input (issue 5's speed goal: a backbone with LIBER trains at
 // >= 0.7x the samples/s of the backbone alone). Each case is one optimizer-free train step
-// (forward + backward) on a synthetic batch shaped like the ML-1M experiment: 1,024 samples,
-// 16 partition slots about 60% full, a 1,280-wide vector table reduced to 64 by PCA.
+// (forward + backward) on a synthetic batch shaped like the ML-1M experiment's content arm:
+// 1,024 samples, 16 partition slots about half full, rows of two 384-d texts (liked | other)
+// reduced to 64 by PCA, 3,900 item text vectors; "attention" is the experiment's default
+// (target similarity on), "attention-nosim" without it, "mean" the ablation.
 //
 //   build/fuse_bench                                   # all cases
 //   build/fuse_bench --benchmark_filter=Backbone/deepfm
@@ -22,7 +24,8 @@
 
 namespace {
 
-constexpr int64_t kBatch = 1024, kSlots = 16, kRows = 5000, kWidth = 1280, kHistory = 10;
+constexpr int64_t kBatch = 1024, kSlots = 16, kRows = 8000, kTexts = 2, kDim = 384,
+                  kWidth = kTexts * kDim, kItems = 3900, kHistory = 10;
 constexpr int kThreads = 2;
 
 liber::uif::FuseTable fuse_table() {
@@ -30,18 +33,23 @@ liber::uif::FuseTable fuse_table() {
   std::normal_distribution<float> n(0, 1);
   auto table = std::make_shared<std::vector<float>>(static_cast<std::size_t>(kRows * kWidth));
   for (float& v : *table) v = n(rng);
-  return {std::move(table), static_cast<int>(kWidth)};
+  auto items = std::make_shared<std::vector<float>>(static_cast<std::size_t>(kItems * kDim));
+  for (float& v : *items) v = n(rng);
+  return {std::move(table), static_cast<int>(kWidth), std::move(items), static_cast<int>(kDim),
+          static_cast<int>(kTexts)};
 }
 
 liber::FuseConfig fuse_config(const std::string& fusion) {
   liber::FuseConfig c;
   c.slots = static_cast<int>(kSlots);
-  c.fusion = fusion;
+  c.fusion = fusion == "mean" ? "mean" : "attention";
+  c.similarity = fusion != "attention-nosim";
   return c;
 }
 
-// Right-aligned visible partitions, 0..16 per sample (mean ~ 10), like the experiment's.
-torch::Tensor partition_rows() {
+// Right-aligned visible partitions, 0..16 per sample (mean ~ 8); with `target`, the target
+// item's text row as a last column (the similarity's input).
+torch::Tensor partition_rows(bool target = false) {
   std::mt19937_64 rng(11);
   std::vector<int64_t> rows(static_cast<std::size_t>(kBatch * kSlots), -1);
   for (int64_t s = 0; s < kBatch; ++s) {
@@ -49,19 +57,22 @@ torch::Tensor partition_rows() {
     for (int64_t j = kSlots - visible; j < kSlots; ++j)
       rows[static_cast<std::size_t>(s * kSlots + j)] = static_cast<int64_t>(rng() % kRows);
   }
-  return torch::tensor(rows, torch::kLong).view({kBatch, kSlots});
+  torch::Tensor t = torch::tensor(rows, torch::kLong).view({kBatch, kSlots});
+  if (!target) return t;
+  return torch::cat({t, torch::randint(0, kItems, {kBatch, 1}, torch::kLong)}, 1);
 }
 
 void FuseLayerStep(benchmark::State& state, const std::string& fusion) {
   liber::set_compute_threads(kThreads);
   torch::manual_seed(1);
   liber::uif::FuseLayer fuse(fuse_table(), fuse_config(fusion), 16);
-  const torch::Tensor rows = partition_rows();
+  const torch::Tensor side = partition_rows(true);
+  const torch::Tensor rows = side.narrow(1, 0, kSlots), items = side.select(1, kSlots);
   const torch::Tensor query = torch::randn({kBatch, 16}, torch::requires_grad());
   const torch::Tensor weight = torch::randn({kBatch, fuse->output_dim()});
   for (auto _ : state) {
     fuse->zero_grad();
-    (fuse->fuse(rows, query) * weight).sum().backward();
+    (fuse->fuse(rows, query, items) * weight).sum().backward();
   }
   state.SetItemsProcessed(state.iterations() * kBatch);
 }
@@ -87,7 +98,7 @@ liber::ctr::Batch batch_for(const liber::FeatureSchema& s) {
   cols.clear();
   for (const auto& f : s.sequences) cols.push_back(torch::randint(0, f.vocab, {kBatch, f.length}, torch::kLong));
   b.sequences = torch::cat(cols, 1);
-  if (s.side.enabled()) b.side = partition_rows();
+  if (s.side.enabled()) b.side = partition_rows(s.side.width > kSlots);
   return b;
 }
 
@@ -108,12 +119,12 @@ void BackboneStep(benchmark::State& state, const std::string& backbone, const st
 }
 
 void register_all() {
-  for (const char* fusion : {"attention", "mean"})
+  for (const char* fusion : {"attention", "attention-nosim", "mean"})
     benchmark::RegisterBenchmark((std::string("FuseLayer/") + fusion).c_str(),
                                  [f = std::string(fusion)](benchmark::State& st) { FuseLayerStep(st, f); })
         ->Unit(benchmark::kMillisecond);
   for (const std::string& backbone : liber::backbone_names())
-    for (const char* fusion : {"", "attention", "mean"})
+    for (const char* fusion : {"", "attention", "attention-nosim", "mean"})
       benchmark::RegisterBenchmark(
           ("Backbone/" + backbone + "/" + (*fusion ? fusion : "none")).c_str(),
           [backbone, f = std::string(fusion)](benchmark::State& st) { BackboneStep(st, backbone, f); })

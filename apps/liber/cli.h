@@ -84,5 +84,6 @@ void add_learn_command(CLI::App& app);
 void add_encode_command(CLI::App& app);
 void add_experiment_command(CLI::App& app);
 void add_migrate_command(CLI::App& app);
+void add_synthetic_command(CLI::App& app);
 
 }  // namespace liber::cli

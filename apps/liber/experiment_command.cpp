@@ -36,7 +36,9 @@ void read_if(const nlohmann::json& j, const char* key, T& into) {
 
 // configs/experiment-*.json: {"variants": {"cascade", "kar", "nocascade"}, "seeds": [...],
 // "backbones": [...], "max_users", "train": {...}, "model": {...}, "backbone_models":
-// {"din": {...}}, "interests": {"slots", "fused_dim", "hidden", "reduced_dim"}, "out_dir"}.
+// {"din": {...}}, "interests": {"slots", "fused_dim", "hidden", "reduced_dim", "query",
+// "interaction", "similarity"}, "content", "controls", "bootstrap_resamples", "out_dir"}. "cascade": ""
+// runs without an LLM input (content and the controls only).
 void apply_config(const nlohmann::json& j, ExperimentConfig& c, std::vector<std::string>& backbones,
                   std::vector<uint64_t>& seeds) {
   if (j.contains("stores"))
@@ -54,6 +56,9 @@ void apply_config(const nlohmann::json& j, ExperimentConfig& c, std::vector<std:
   if (seeds.empty()) read_if(j, "seeds", seeds);
   read_if(j, "max_users", c.max_users);
   read_if(j, "all_users_baseline", c.all_users_baseline);
+  read_if(j, "content", c.content);
+  read_if(j, "controls", c.controls);
+  read_if(j, "bootstrap_resamples", c.bootstrap_resamples);
   if (c.out_dir.empty()) read_if(j, "out_dir", c.out_dir);
   if (j.contains("train")) apply_train_json(j["train"], c.train);
   ModelConfig shared;
@@ -70,6 +75,9 @@ void apply_config(const nlohmann::json& j, ExperimentConfig& c, std::vector<std:
     read_if(i, "fused_dim", c.fuse.fused_dim);
     read_if(i, "hidden", c.fuse.hidden);
     read_if(i, "reduced_dim", c.fuse.reduced_dim);
+    read_if(i, "query", c.fuse.query);
+    read_if(i, "interaction", c.fuse.interaction);
+    read_if(i, "similarity", c.fuse.similarity);
   }
 }
 

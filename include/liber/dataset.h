@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -85,6 +86,11 @@ struct CtrDataset {
 };
 
 CtrDataset build_ctr_dataset(const BehaviorLog& log, const SplitConfig& config);
+
+// Appends one sparse field to every split: sample i of a split gets value(split, i), an id
+// in [0, field.vocab). For a feature computed outside the log (an oracle, a join).
+void add_sparse_field(CtrDataset& data, const SparseField& field,
+                      const std::function<int64_t(const SampleSet&, std::size_t)>& value);
 
 // Writes the three splits as CSV files (train.csv, valid.csv, test.csv) with one column per
 // sparse field, ^-joined id lists for sequence fields, and `label`, so a Python CTR library

@@ -163,18 +163,43 @@ struct FuseConfig {
   // dimensions before the fuse layer; 0 keeps them as they are.
   int reduced_dim = 64;
   std::string fusion = "attention";  // attention | mean (the ablation)
+  // The target-aware query: the target item's learned embedding ("item"), its text vector
+  // through the encoder ("text", needs the item text table), or their sum ("both").
+  std::string query = "item";
+  // The output also sees pooled * query (elementwise, attention only): the match between
+  // the user's partitions and the target in one product, which the backbone need not learn.
+  bool interaction = false;
+  // The output also sees, for every slot and every text of its row, the cosine between that
+  // text's vector and the target item's text vector, in the encoder's own space (frozen, no
+  // parameters): how well each visible partition describes the target. Needs the item text
+  // table, like a text query.
+  bool similarity = false;
+  bool needs_item_texts() const { return query != "item" || similarity; }
 };
+
+// Every catalog item's text vector, by the log's item row (CtrDataset item ids are those
+// rows); rows without a vector are marked absent.
+struct ItemTextTable {
+  int dim = 0;
+  std::vector<float> rows;      // log.items.size() x dim
+  std::vector<uint8_t> present; // per row
+};
+ItemTextTable load_item_text_table(Store& store, const BehaviorLog& log);
 
 // The fuse layer over `table`'s rows as a side-input plug ("liber"): each sample's values
 // are `config.slots` table rows, -1 for an empty slot. Throws Error(Config) for a bad config.
-SideInputPlug fuse_plug(const InterestTable& table, const FuseConfig& config);
+// With a text query or similarity, `items` is required and every sample carries one more
+// value: its target item's row of the item text table (-1 when it has none).
+SideInputPlug fuse_plug(const InterestTable& table, const FuseConfig& config,
+                        const ItemTextTable* items = nullptr);
 
 // Sets data.schema.side = fuse_plug(table, config) and gives every sample of every split the
 // rows of its user's partitions whose t_end is strictly before the sample's timestamp: the
 // most recent `config.slots`, right-aligned (slot slots-1 = the latest), -1 in empty slots.
 // A partition holding the sample's own event, or any later one, is therefore never visible.
+// With config.needs_item_texts(), `items` must be given (see fuse_plug).
 void attach_interests(CtrDataset& data, const BehaviorLog& log, const InterestTable& table,
-                      const FuseConfig& config);
+                      const FuseConfig& config, const ItemTextTable* items = nullptr);
 
 // Writes <dir>/partition_vectors.npy (float32 [partitions, width]) and <dir>/index.json:
 // {"encoder", "dim", "width", "layout": "summary|shift", "partitions": [{"user", "seq",

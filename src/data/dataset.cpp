@@ -214,3 +214,29 @@ void export_ctr_dataset_csv(const CtrDataset& data, const std::string& dir) {
 }
 
 }  // namespace liber
+
+namespace liber {
+
+void add_sparse_field(CtrDataset& data, const SparseField& field,
+                      const std::function<int64_t(const SampleSet&, std::size_t)>& value) {
+  const std::size_t f = data.schema.sparse.size();
+  for (SampleSet* set : {&data.train, &data.valid, &data.test}) {
+    const std::size_t n = set->size();
+    std::vector<int64_t> sparse;
+    sparse.reserve(n * (f + 1));
+    for (std::size_t i = 0; i < n; ++i) {
+      sparse.insert(sparse.end(), set->sparse.begin() + static_cast<std::ptrdiff_t>(i * f),
+                    set->sparse.begin() + static_cast<std::ptrdiff_t>((i + 1) * f));
+      const int64_t v = value(*set, i);
+      if (v < 0 || v >= field.vocab)
+        throw Error(ErrorKind::InvalidInput,
+                    fmt::format("add_sparse_field: field {} sample {}: value {} is outside [0, {})",
+                                field.name, i, v, field.vocab));
+      sparse.push_back(v);
+    }
+    set->sparse = std::move(sparse);
+  }
+  data.schema.sparse.push_back(field);
+}
+
+}  // namespace liber

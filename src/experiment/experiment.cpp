@@ -57,8 +57,8 @@ struct Arm {
   const InterestTable* table = nullptr;  // null: the backbone alone
   std::string fusion = "attention";
   // A knowledge arm names its controls: it must beat the random one and every shuffled one.
-  std::string random_control;
-  std::vector<std::string> shuffled_controls;
+  std::string random_control = {};
+  std::vector<std::string> shuffled_controls = {};
 };
 
 double mean(const std::vector<double>& v) {
@@ -166,10 +166,13 @@ ExperimentResult run_experiment(const ExperimentConfig& cfg) {
                               "encode first (or set \"content\": false)",
                               cfg.store));
     if (!variant) {
+      // No LLM: every user of the log. Content exists where a partition closed; a sample
+      // with none visible (a user's first partition, a short history) gets the fuse
+      // layer's no-history input, as in production.
       std::set<std::string> users;
-      for (const PartitionVector& p : content.partitions) users.insert(p.user);
+      for (uint32_t row : all_users) users.insert(std::string(log.users.ids.key(row)));
       population.assign(users.begin(), users.end());
-      res.population_rule = "every user with a closed partition (content vectors, no LLM)";
+      res.population_rule = "every user of the log (content vectors where a partition closed, no LLM)";
     }
   }
   if (!variant && !cfg.content)
@@ -184,6 +187,7 @@ ExperimentResult run_experiment(const ExperimentConfig& cfg) {
                             "'{}') and encoded (run liber learn and liber encode first)",
                             cfg.store, cfg.variant));
   res.population_users = population.size();
+  res.population = population;
   const std::unordered_set<std::string> in_population(population.begin(), population.end());
   auto restrict_to_population = [&](InterestTable& t) {
     InterestTable r = t;
@@ -286,6 +290,8 @@ ExperimentResult run_experiment(const ExperimentConfig& cfg) {
     arms.push_back({p, "liber-no-cascade", &sub, subset.size(), &nocascade, "attention"});
   }
 
+  ItemTextTable items;  // the target's text vector, for a text query
+  if (cfg.fuse.needs_item_texts()) items = load_item_text_table(*store, log);
   for (const std::string& backbone : backbones) {
     for (const Arm& arm : arms) {
       CtrDataset with;  // the arm's samples with its vectors attached
@@ -293,7 +299,8 @@ ExperimentResult run_experiment(const ExperimentConfig& cfg) {
         with = *arm.samples;
         FuseConfig fuse = cfg.fuse;
         fuse.fusion = arm.fusion;
-        attach_interests(with, log, *arm.table, fuse);
+        if (fuse.fusion == "mean") fuse.query = "item";  // the mean has no query
+        attach_interests(with, log, *arm.table, fuse, &items);
       }
       const CtrDataset& data = arm.table ? with : *arm.samples;
       for (uint64_t seed : cfg.seeds) {
@@ -357,8 +364,6 @@ ExperimentResult run_experiment(const ExperimentConfig& cfg) {
     s.knowledge = !arm->random_control.empty() && !arm->shuffled_controls.empty() &&
                   s.vs_base.lo > 0 && s.vs_random.lo > 0 && s.vs_shuffled.lo > 0;
   }
-  // The predictions served the intervals; the records go back without them.
-  for (ResultRecord& r : res.records) r.result.test_predictions = {};
   res.description = all.description;
   return res;
 }

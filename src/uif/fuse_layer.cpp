@@ -212,17 +212,28 @@ torch::Tensor reduce_vectors(const torch::Tensor& vectors, int64_t k) {
   if (k <= 0 || k >= w) return vectors.to(torch::kFloat).contiguous().clone();  // owns its memory
   k = std::min<int64_t>(k, std::max<int64_t>(n - 1, 1));
   x = x - x.mean(0, /*keepdim=*/true);
+  torch::Tensor values;
+  torch::Tensor top = principal_directions(x, k, &values);
+  torch::Tensor scale = values.clamp_min(1e-12).sqrt();
+  return (x.mm(top) / scale).to(torch::kFloat).contiguous();
+}
+
+torch::Tensor principal_directions(const torch::Tensor& centred, int64_t k, torch::Tensor* variances) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor x = centred.to(torch::kDouble);
+  const int64_t n = x.size(0), w = x.size(1);
+  k = std::clamp<int64_t>(k <= 0 ? w : k, 1, w);
   // Eigen-decomposition of the w x w covariance (w is the encoder width, ~1e3), in double
   // so the result does not depend on summation order.
   torch::Tensor cov = x.t().mm(x) / static_cast<double>(std::max<int64_t>(n - 1, 1));
   auto [values, vectors_] = torch::linalg::eigh(cov, "L");  // ascending
   torch::Tensor top = vectors_.narrow(1, w - k, k).flip({1});
-  torch::Tensor scale = values.narrow(0, w - k, k).flip({0}).clamp_min(1e-12).sqrt();
   // Eigenvectors are defined up to sign: fix it (largest |component| positive) so equal
   // inputs give equal tables across runs and machines.
   torch::Tensor idx = top.abs().argmax(0);
   torch::Tensor sign = top.gather(0, idx.unsqueeze(0)).sign().clamp_min(0) * 2 - 1;
-  return (x.mm(top * sign) / scale).to(torch::kFloat).contiguous();
+  if (variances) *variances = values.narrow(0, w - k, k).flip({0});
+  return top * sign;
 }
 
 // Throws Error(Config) for settings the layer cannot run with.
@@ -231,10 +242,25 @@ static void check_config(const FuseConfig& c) {
     throw Error(ErrorKind::Config, fmt::format("unknown fusion '{}' (attention | mean)", c.fusion));
   if (c.slots <= 0 || c.hidden <= 0 || c.fused_dim <= 0)
     throw Error(ErrorKind::Config, "fuse layer: slots, hidden and fused_dim must be positive");
+  if (c.query != "item" && c.query != "text" && c.query != "both")
+    throw Error(ErrorKind::Config, fmt::format("unknown query '{}' (item | text | both)", c.query));
+  if (c.query != "item" && c.fusion != "attention")
+    throw Error(ErrorKind::Config, "fuse layer: a text query needs attention fusion");
+}
+
+// Frozen item text vectors as a tensor view (no copy: the plug's vector outlives the module).
+static torch::Tensor view_of(const std::shared_ptr<const std::vector<float>>& v, int64_t width) {
+  const auto n = static_cast<int64_t>(v->size()) / width;
+  return torch::from_blob(const_cast<float*>(v->data()), {n, width}, torch::kFloat);
 }
 
 FuseLayerImpl::FuseLayerImpl(const FuseTable& t, const FuseConfig& in, int64_t query_dim)
     : attention_(in.fusion == "attention"),
+      item_query_(in.query != "text"),
+      text_query_(in.query != "item"),
+      interaction_(in.interaction && in.fusion == "attention"),
+      similarity_(in.similarity),
+      needs_items_(in.needs_item_texts()),
       slots_(in.slots),
       hidden_(in.hidden),
       fused_dim_(in.fused_dim) {
@@ -259,16 +285,76 @@ FuseLayerImpl::FuseLayerImpl(const FuseTable& t, const FuseConfig& in, int64_t q
     target_ = register_module("target", torch::nn::Linear(query_dim, hidden_));
     for (auto* l : {&query_, &key_, &value_, &target_}) ctr::init_linear(*l);
   }
-  output_ = register_module("output", torch::nn::Linear(hidden_, fused_dim_));
+  if (needs_items_ && (!t.item_vectors || t.item_width <= 0 ||
+                      t.item_vectors->size() % static_cast<std::size_t>(t.item_width) != 0))
+    throw Error(ErrorKind::InvalidInput,
+                "fuse layer: a text query or similarity needs the item text vectors");
+  if (text_query_) {
+    item_table = register_buffer("item_table",
+                                 reduce_vectors(view_of(t.item_vectors, t.item_width), in.reduced_dim));
+    text_target_ = register_module("text_target", torch::nn::Linear(item_table.size(1), hidden_));
+    ctr::init_linear(text_target_);
+  }
+  int64_t out_in = interaction_ ? 2 * hidden_ : hidden_;
+  if (similarity_) {
+    texts_ = t.texts;
+    if (texts_ < 1 || t.width != texts_ * t.item_width)
+      throw Error(ErrorKind::InvalidInput,
+                  fmt::format("fuse layer: similarity needs rows of whole text vectors ({} wide "
+                              "rows, {} texts of {})",
+                              t.width, texts_, t.item_width));
+    // Cosines in the item texts' principal subspace (centred on the mean item, top
+    // reduced_dim directions, not whitened): the full 384-d gather per slot cost 4x the
+    // backbone's step on 2 cores; 64 directions keep the ranking of the cosines.
+    torch::NoGradGuard frozen;
+    torch::Tensor items = view_of(t.item_vectors, t.item_width).to(torch::kDouble);
+    torch::Tensor mean = items.mean(0, /*keepdim=*/true);
+    torch::Tensor basis = principal_directions(items - mean, in.reduced_dim);  // [d, k]
+    auto unit = [](const torch::Tensor& x) { return x / x.norm(2, -1, true).clamp_min(1e-8); };
+    item_unit_ = unit((items - mean).mm(basis)).to(torch::kFloat).contiguous();
+    torch::Tensor chunks = raw.view({rows * texts_, t.item_width}).to(torch::kDouble);
+    row_unit_ = unit((chunks - mean).mm(basis)).to(torch::kFloat).view({rows, texts_, -1}).contiguous();
+    out_in += slots_ * texts_;
+  }
+  output_ = register_module("output", torch::nn::Linear(out_in, fused_dim_));
   ctr::init_linear(output_);
   no_history_ = register_parameter("no_history", torch::zeros({fused_dim_}));
 }
 
 torch::Tensor FuseLayerImpl::forward(const ctr::Batch& batch, const torch::Tensor& target) {
-  return fuse(batch.side, target);
+  if (!needs_items_) return fuse(batch.side, target);
+  return fuse(batch.side.narrow(1, 0, slots_), target, batch.side.select(1, slots_));
 }
 
-torch::Tensor FuseLayerImpl::fuse(const torch::Tensor& rows, const torch::Tensor& query) {
+torch::Tensor FuseLayerImpl::similarities(const torch::Tensor& rows, const torch::Tensor& items) const {
+  // Both sides are fixed vectors: nothing to learn here, no graph. One dot product per
+  // visible (slot, text) straight from the frozen tables: gathering [B, M, texts, k] first
+  // and multiplying cost 8 ms of a 9 ms DeepFM step (fuse_bench), this a fraction of one.
+  const int64_t b = rows.size(0), k = item_unit_.size(1), per_row = texts_ * k;
+  torch::Tensor out = torch::zeros({b, slots_ * texts_});
+  const torch::Tensor r = rows.contiguous(), it = items.contiguous();
+  const int64_t* rp = r.data_ptr<int64_t>();
+  const int64_t* ip = it.data_ptr<int64_t>();
+  const float* ru = row_unit_.data_ptr<float>();
+  const float* iu = item_unit_.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, b, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t s = begin; s < end; ++s) {
+      if (ip[s] < 0) continue;
+      const float* target = iu + ip[s] * k;
+      for (int64_t m = 0; m < slots_; ++m) {
+        const int64_t row = rp[s * slots_ + m];
+        if (row < 0) continue;
+        for (int64_t t = 0; t < texts_; ++t)
+          op[(s * slots_ + m) * texts_ + t] = ctr::dot<0>(ru + row * per_row + t * k, target, k);
+      }
+    }
+  });
+  return out;
+}
+
+torch::Tensor FuseLayerImpl::fuse(const torch::Tensor& rows, const torch::Tensor& query,
+                                  const torch::Tensor& items) {
   const int64_t b = rows.size(0);
   TORCH_CHECK(rows.dim() == 2 && rows.size(1) == slots_, "fuse layer: rows must be [B, slots]");
   torch::Tensor mask = rows.ge(0);                                   // [B, M]
@@ -283,17 +369,31 @@ torch::Tensor FuseLayerImpl::fuse(const torch::Tensor& rows, const torch::Tensor
   torch::Tensor a = torch::relu(input_(table.index_select(0, used)));  // [U, h]
   torch::Tensor pooled;
   if (used.numel() == 0) {  // no sample of the batch has a visible partition
-    pooled = torch::zeros({b, hidden_});
+    pooled = torch::zeros({b, interaction_ ? 2 * hidden_ : hidden_});
   } else if (attention_) {
     // query | key | value as one product, per row (with bias) and per slot (without).
     torch::Tensor weight = torch::cat({query_->weight, key_->weight, value_->weight});  // [3h, h]
     torch::Tensor bias = torch::cat({query_->bias, key_->bias, value_->bias});
     torch::Tensor per_row = torch::cat({a, torch::addmm(bias, a, weight.t())}, 1);          // [U, 4h]
     torch::Tensor per_slot = torch::cat({slot_embedding_, slot_embedding_.mm(weight.t())}, 1);  // [M, 4h]
-    pooled = PartitionAttention::apply(per_row, per_slot, local, target_(query));  // [B, h]
+    // The target query in the hidden space: learned embedding, text vector, or both.
+    torch::Tensor tq;
+    if (item_query_) tq = target_(query);
+    if (text_query_) {
+      TORCH_CHECK(items.defined() && items.size(0) == b, "fuse layer: a text query needs items");
+      torch::Tensor has = items.ge(0).to(torch::kFloat).unsqueeze(1);                 // [B, 1]
+      torch::Tensor text = text_target_(item_table.index_select(0, items.clamp_min(0))) * has;
+      tq = tq.defined() ? tq + text : text;
+    }
+    pooled = PartitionAttention::apply(per_row, per_slot, local, tq);  // [B, h]
+    if (interaction_) pooled = torch::cat({pooled, pooled * tq}, 1);
   } else {
     torch::Tensor x = ctr::gather_rows(a, local.clamp_min(0).reshape(-1)).view({b, slots_, hidden_});
     pooled = ((x + slot_embedding_) * maskf).sum(1) / count.clamp_min(1.0);
+  }
+  if (similarity_) {
+    TORCH_CHECK(items.defined() && items.size(0) == b, "fuse layer: similarity needs items");
+    pooled = torch::cat({pooled, similarities(rows, items)}, 1);
   }
   torch::Tensor out = output_(pooled);                                 // [B, fused]
   torch::Tensor empty = count.eq(0).to(torch::kFloat);                 // [B, 1]
@@ -322,11 +422,20 @@ SideInputPlug fuse_plug(const FuseTable& table, const FuseConfig& config) {
   check_config(config);
   if (table.width <= 0 || !table.vectors || table.vectors->size() % table.width != 0)
     throw Error(ErrorKind::InvalidInput, "fuse layer: vector table size is not rows x width");
+  const bool text = config.needs_item_texts();
+  if (text && (!table.item_vectors || table.item_width <= 0))
+    throw Error(ErrorKind::InvalidInput,
+                fmt::format("fuse layer: query '{}'{} needs the item text vectors (liber "
+                            "encode makes them)",
+                            config.query, config.similarity ? " with similarity" : ""));
   SideInputPlug plug;
   plug.name = "liber";
-  plug.width = config.slots;
+  plug.width = config.slots + (text ? 1 : 0);
   plug.lower = -1;
   plug.upper = static_cast<int32_t>(table.vectors->size() / static_cast<std::size_t>(table.width));
+  if (text)
+    plug.upper = std::max(plug.upper, static_cast<int32_t>(table.item_vectors->size() /
+                                                           static_cast<std::size_t>(table.item_width)));
   plug.factory = std::make_shared<FuseLayerFactory>(table, config);
   return plug;
 }
@@ -335,9 +444,15 @@ SideInputPlug fuse_plug(const FuseTable& table, const FuseConfig& config) {
 
 namespace liber {
 
-SideInputPlug fuse_plug(const InterestTable& table, const FuseConfig& config) {
-  return uif::fuse_plug(
-      uif::FuseTable{std::make_shared<const std::vector<float>>(table.rows), table.width()}, config);
+SideInputPlug fuse_plug(const InterestTable& table, const FuseConfig& config,
+                        const ItemTextTable* items) {
+  uif::FuseTable t{std::make_shared<const std::vector<float>>(table.rows), table.width(), {}, 0,
+                   table.texts};
+  if (items && items->dim > 0) {
+    t.item_vectors = std::make_shared<const std::vector<float>>(items->rows);
+    t.item_width = items->dim;
+  }
+  return uif::fuse_plug(t, config);
 }
 
 }  // namespace liber

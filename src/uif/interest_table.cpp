@@ -142,12 +142,31 @@ void keep_users(CtrDataset& data, const BehaviorLog& log, const std::vector<std:
   }
 }
 
+ItemTextTable load_item_text_table(Store& store, const BehaviorLog& log) {
+  ItemTextTable t;
+  const auto vectors = read_item_text_vectors(store);
+  for (const auto& [item, v] : vectors) t.dim = v.dim;
+  t.rows.assign(log.items.size() * static_cast<std::size_t>(t.dim), 0.f);
+  t.present.assign(log.items.size(), 0);
+  for (uint32_t row = 1; row < log.items.size(); ++row) {
+    auto v = vectors.find(log.items.ids.key(row));
+    if (v == vectors.end() || v->second.dim != t.dim) continue;
+    std::copy(v->second.values.begin(), v->second.values.end(),
+              t.rows.begin() + static_cast<std::ptrdiff_t>(row * static_cast<std::size_t>(t.dim)));
+    t.present[row] = 1;
+  }
+  return t;
+}
+
 void attach_interests(CtrDataset& data, const BehaviorLog& log, const InterestTable& table,
-                      const FuseConfig& config) {
+                      const FuseConfig& config, const ItemTextTable* items) {
   if (table.dim <= 0 || table.partitions.empty())
     throw Error(ErrorKind::InvalidInput,
                 "attach_interests: the interest table is empty (run liber learn and liber encode)");
-  SideInputPlug plug = fuse_plug(table, config);  // checks the config
+  SideInputPlug plug = fuse_plug(table, config, items);  // checks the config
+  const bool text = config.needs_item_texts();
+  if (text && data.schema.target_item_field < 0)
+    throw Error(ErrorKind::InvalidInput, "attach_interests: a text query needs a target item field");
   // User row (the samples' user id) -> that user's partitions, by seq.
   std::vector<std::vector<const PartitionVector*>> by_user(log.users.ids.size());
   for (const PartitionVector& p : table.partitions)
@@ -156,14 +175,22 @@ void attach_interests(CtrDataset& data, const BehaviorLog& log, const InterestTa
     std::sort(v.begin(), v.end(), [](auto* a, auto* b) { return a->seq < b->seq; });
 
   const auto m = static_cast<std::size_t>(config.slots);
+  const std::size_t width = m + (text ? 1 : 0);
+  const std::size_t f = data.schema.sparse.size();
+  const auto target = static_cast<std::size_t>(std::max(0, data.schema.target_item_field));
   std::vector<int32_t> visible;
   for (SampleSet* set : {&data.train, &data.valid, &data.test}) {
     const std::size_t n = set->size();
     if (set->users.size() != n || set->timestamps.size() != n)
       throw Error(ErrorKind::InvalidInput,
                   "attach_interests: the samples carry no user ids or timestamps");
-    set->side.assign(n * m, -1);
+    set->side.assign(n * width, -1);
     for (std::size_t i = 0; i < n; ++i) {
+      if (text) {
+        const auto item = static_cast<std::size_t>(set->sparse[i * f + target]);
+        if (item < items->present.size() && items->present[item])
+          set->side[i * width + m] = static_cast<int32_t>(item);
+      }
       const uint32_t u = set->users[i];
       if (u >= by_user.size()) continue;
       visible.clear();
@@ -173,7 +200,7 @@ void attach_interests(CtrDataset& data, const BehaviorLog& log, const InterestTa
         if (p->t_end < set->timestamps[i]) visible.push_back(static_cast<int32_t>(p->row));
       const std::size_t k = std::min(visible.size(), m);
       std::copy(visible.end() - static_cast<std::ptrdiff_t>(k), visible.end(),
-                set->side.begin() + static_cast<std::ptrdiff_t>(i * m + (m - k)));
+                set->side.begin() + static_cast<std::ptrdiff_t>(i * width + (m - k)));
     }
   }
   data.schema.side = std::move(plug);

@@ -162,6 +162,46 @@ TEST(FuseLayer, AttentionMatchesBruteForce) {
   }
 }
 
+// With every principal direction kept the projection is a rotation of the centred vectors:
+// the similarity is then the plain cosine of (text - mean item) and (target - mean item).
+TEST(FuseLayer, SimilarityIsTheCentredCosineToTheTarget) {
+  constexpr int kDim = 5, kTexts = 2, kItems = 7, kRows = 6;
+  const std::vector<float> rows_table = random_table(kRows, kTexts * kDim, 21);
+  const std::vector<float> items = random_table(kItems, kDim, 22);
+  FuseInput in = input_of(rows_table, kTexts * kDim, "attention", 4, 0);
+  in.table.item_vectors = std::make_shared<const std::vector<float>>(items);
+  in.table.item_width = kDim;
+  in.table.texts = kTexts;
+  in.config.similarity = true;
+  uif::FuseLayer fuse = fuse_layer(in);
+  const torch::Tensor rows = torch::tensor({-1, -1, 1, 2, 0, 3, 4, 5, 5, -1, 0, 1}, torch::kLong).view({3, 4});
+  const torch::Tensor targets = torch::tensor({3, 6, -1}, torch::kLong);
+  const torch::Tensor got = fuse->similarities(rows, targets);
+  ASSERT_EQ(got.sizes(), (std::vector<int64_t>{3, 4 * kTexts}));
+  double mean[kDim] = {};
+  for (int i = 0; i < kItems; ++i)
+    for (int d = 0; d < kDim; ++d) mean[d] += items[i * kDim + d] / kItems;
+  for (int s = 0; s < 3; ++s)
+    for (int m = 0; m < 4; ++m)
+      for (int t = 0; t < kTexts; ++t) {
+        const int64_t row = rows[s][m].item<int64_t>(), item = targets[s].item<int64_t>();
+        double want = 0;
+        if (row >= 0 && item >= 0) {
+          double xy = 0, xx = 0, yy = 0;
+          for (int d = 0; d < kDim; ++d) {
+            const double x = rows_table[(row * kTexts + t) * kDim + d] - mean[d];
+            const double y = items[item * kDim + d] - mean[d];
+            xy += x * y, xx += x * x, yy += y * y;
+          }
+          want = xy / std::sqrt(xx * yy);
+        }
+        EXPECT_NEAR(got[s][m * kTexts + t].item<float>(), want, 1e-5) << s << " " << m << " " << t;
+      }
+  // And the layer runs with it: the output sees the similarities.
+  const torch::Tensor out = fuse->fuse(rows, torch::randn({3, kQueryDim}), targets);
+  EXPECT_EQ(out.sizes(), (std::vector<int64_t>{3, 5}));
+}
+
 TEST(FuseLayer, PcaReductionWhitensAndKeepsOrder) {
   // 200 rows in 12 dimensions with decreasing variance along the first axes.
   std::mt19937_64 rng(6);

@@ -4,8 +4,10 @@
 //   rows [B, M] (right-aligned, -1 = empty) -> frozen table rows [B, M, r]
 //   -> ReLU(Linear(r, h)) + slot (recency) embedding
 //   attention: one self-attention layer across the partitions (residual), then target
-//              attention whose query is Linear(target item embedding); the target is the
-//              backbone's learned item-id embedding (the item descriptions are not needed)
+//              attention whose query is Linear(target item embedding) (the backbone's
+//              learned item-id embedding), Linear(target text vector), or their sum
+//              (FuseConfig::query); with FuseConfig::interaction the output also sees
+//              pooled * query
 //   mean:      masked mean over the partitions (the ablation)
 //   -> Linear(h, fused_dim); a sample with no visible partition gets a learned vector.
 #pragma once
@@ -23,12 +25,20 @@ namespace liber::uif {
 // Reduces the frozen vectors [P, width] to [P, k] by PCA (centered, whitened by the
 // component's standard deviation); k >= width or k <= 0 leaves them unchanged (as float).
 torch::Tensor reduce_vectors(const torch::Tensor& vectors, int64_t k);
+// The top k principal directions [w, k] of centred rows [n, w] (double), signs fixed; their
+// variances [k] into `variances` when given. k <= 0 or >= w: all w.
+torch::Tensor principal_directions(const torch::Tensor& centred, int64_t k,
+                                   torch::Tensor* variances = nullptr);
 
 // The partition vectors the fuse layer reads: rows x width floats, shared by every module
 // built from one plug.
 struct FuseTable {
   std::shared_ptr<const std::vector<float>> vectors;
   int width = 0;
+  // The item text vectors of a text query (FuseConfig::query), rows x item_width.
+  std::shared_ptr<const std::vector<float>> item_vectors;
+  int item_width = 0;
+  int texts = 1;  // vectors per row (each item_width wide), for FuseConfig::similarity
 };
 
 // The plug over a table given directly (fuse_plug(InterestTable, ...) builds one from the
@@ -38,16 +48,29 @@ SideInputPlug fuse_plug(const FuseTable& table, const FuseConfig& config);
 class FuseLayerImpl : public ctr::SideInputModule {
  public:
   FuseLayerImpl(const FuseTable& table, const FuseConfig& config, int64_t query_dim);
-  // rows [B, M] int64, query [B, query_dim] -> [B, fused_dim]
-  torch::Tensor fuse(const torch::Tensor& rows, const torch::Tensor& query);
-  // The side-input module: batch.side are the rows.
+  // rows [B, M] int64, query [B, query_dim] -> [B, fused_dim]; `items` [B] (rows of the
+  // item text table, -1 = none) when the query uses the text vectors.
+  torch::Tensor fuse(const torch::Tensor& rows, const torch::Tensor& query,
+                     const torch::Tensor& items = {});
+  // The side-input module: batch.side are the rows (then the target's text row).
   torch::Tensor forward(const ctr::Batch& batch, const torch::Tensor& target) override;
 
   int64_t output_dim() const override { return fused_dim_; }
+  // FuseConfig::similarity's input: rows [B, M], items [B] -> [B, M * texts], the cosine of
+  // each visible slot's text to the target's text vector (0 where either is absent).
+  torch::Tensor similarities(const torch::Tensor& rows, const torch::Tensor& items) const;
   torch::Tensor table;  // [P, r] frozen buffer (saved with the weights, never trained)
+  torch::Tensor item_table;  // [I, r'] frozen item text vectors (text query only)
 
  private:
   bool attention_ = true;
+  bool item_query_ = true, text_query_ = false, interaction_ = false, similarity_ = false;
+  bool needs_items_ = false;
+  // Similarity: rows' texts and items projected on the items' principal directions and
+  // normalised (frozen inputs, not saved with the weights).
+  int64_t texts_ = 1;
+  torch::Tensor row_unit_, item_unit_;  // [P, texts, k], [I, k]: unit vectors
+  torch::nn::Linear text_target_{nullptr};
   int64_t slots_, hidden_, fused_dim_;
   torch::nn::Linear input_{nullptr}, query_{nullptr}, key_{nullptr}, value_{nullptr},
       target_{nullptr}, output_{nullptr};
