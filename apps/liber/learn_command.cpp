@@ -1,7 +1,10 @@
 // `liber learn`: UIL — the LLM cascade over every user's partitions, plus item knowledge.
-// `liber learn --show USER`: print a user's interest records.
+// `liber learn --show USER`: print a user's interest records, with the verifier's verdicts.
+// `liber learn --verify`: the verifier over a variant's stored records (no LLM).
+// `liber learn --quality`: the verified rate per user.
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <memory>
 
 #include <fmt/format.h>
@@ -24,7 +27,8 @@ struct LearnFlags {
   bool items = false, no_items = false, no_cache = false, quiet = false, sync = false, no_cascade = false;
   std::size_t max_partitions = 0;
   std::string user_list, list_learned;
-  int max_tokens = 200, item_max_tokens = 96, retries = 2;
+  int max_tokens = 200, item_max_tokens = 96, retries = 2, candidates = 3;
+  bool verify = false, quality = false;
   float temperature = 0.2f;
   float repeat_penalty = 1.3f;
   std::string prompt, item_prompt, show;
@@ -50,6 +54,10 @@ void show_user(const std::string& store_path, const std::string& user) {
                   r.cached_prompt_tokens, r.latency_s, r.attempts, r.behaviors,
                   r.behaviors_dropped, r.from_cache ? " (from cache)" : "");
       if (!r.ok) std::printf("  error:   %s\n", r.error.c_str());
+      if (r.ok)
+        std::printf("  verdict: %s (%d candidate%s)\n", r.quality.empty() ? "not verified yet (liber learn --verify)" : r.quality.c_str(),
+                    r.candidates, r.candidates == 1 ? "" : "s");
+      for (const auto& reason : r.reasons) std::printf("           - %s\n", reason.c_str());
       if (!r.summary.empty()) std::printf("  summary: %s\n", r.summary.c_str());
       if (!r.shift.empty()) std::printf("  shift:   %s\n", r.shift.c_str());
     }
@@ -59,6 +67,42 @@ void show_user(const std::string& store_path, const std::string& user) {
     throw Error(ErrorKind::InvalidInput,
                 fmt::format("user '{}' has no interest records in {} (run liber learn)", user,
                             store_path));
+}
+
+std::string reasons_line(const std::map<std::string, uint64_t>& reasons) {
+  std::string s;
+  for (const auto& [kind, n] : reasons) s += fmt::format("{}{} {}", s.empty() ? "" : ", ", kind, n);
+  return s.empty() ? "none" : s;
+}
+
+// One row per user: records, verified, rejected, and why.
+void show_quality(Store& store, const Variant& variant) {
+  struct Row {
+    uint64_t ok = 0, verified = 0, rejected = 0, unverified = 0;
+    std::map<std::string, uint64_t> reasons;
+  };
+  std::map<std::string, Row> rows;
+  Row all;
+  for_each_interest(store, variant.id(), [&](const InterestRecord& r) {
+    if (!r.ok) return;
+    for (Row* row : {&rows[r.user], &all}) {
+      ++row->ok;
+      if (r.quality.empty()) ++row->unverified;
+      else ++(r.usable() ? row->verified : row->rejected);
+      for (const auto& reason : r.reasons) ++row->reasons[std::string(reason_kind(reason))];
+    }
+  });
+  std::printf("variant %s: verified records per user\n%-10s %7s %8s %8s  %s\n", variant.name.c_str(), "user",
+              "records", "verified", "rejected", "reasons");
+  for (const auto& [user, row] : rows)
+    std::printf("%-10s %7llu %8llu %8llu  %s%s\n", user.c_str(), static_cast<unsigned long long>(row.ok),
+                static_cast<unsigned long long>(row.verified), static_cast<unsigned long long>(row.rejected),
+                reasons_line(row.reasons).c_str(),
+                row.unverified ? fmt::format(" ({} not verified yet)", row.unverified).c_str() : "");
+  const double rate = all.ok ? 100.0 * static_cast<double>(all.verified) / static_cast<double>(all.ok) : 0;
+  std::printf("%-10s %7llu %8llu %8llu  %s\nverified rate %.1f%%\n", "all", static_cast<unsigned long long>(all.ok),
+              static_cast<unsigned long long>(all.verified), static_cast<unsigned long long>(all.rejected),
+              reasons_line(all.reasons).c_str(), rate);
 }
 
 }  // namespace
@@ -102,6 +146,12 @@ void add_learn_command(CLI::App& app) {
   cmd->add_option("--item-max-tokens", f->item_max_tokens, "output tokens per item description")
       ->capture_default_str();
   cmd->add_option("--retries", f->retries, "retries of a malformed output")->capture_default_str();
+  cmd->add_option("--candidates", f->candidates,
+                  "the guard: outputs sampled in all when one fails the verifier (1 = off)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_flag("--verify", f->verify, "verify the variant's stored records (no LLM) and exit");
+  cmd->add_flag("--quality", f->quality, "print the verified rate per user of the variant and exit");
   cmd->add_option("--temperature", f->temperature, "sampling temperature")->capture_default_str();
   cmd->add_option("--repeat-penalty", f->repeat_penalty, "repetition penalty, llama engine (1 = off)")
       ->capture_default_str();
@@ -115,15 +165,38 @@ void add_learn_command(CLI::App& app) {
       show_user(f->store, f->show);
       return;
     }
-    if (!f->list_learned.empty()) {
-      auto store = open_rocksdb_store(f->store, {.read_only = true});
-      require_current_interests(*store);
-      const auto variant = find_variant(*store, f->variant);
+    auto named_variant = [&](Store& store) {
+      require_current_interests(store);
+      auto variant = find_variant(store, f->variant);
       if (!variant)
         throw Error(ErrorKind::InvalidInput,
                     fmt::format("the store {} has no variant named '{}' (liber learn --variant)",
                                 f->store, f->variant));
-      const auto users = learned_users(*store, *variant);
+      return *variant;
+    };
+    if (f->verify) {
+      auto store = open_rocksdb_store(f->store);
+      PromptTemplate prompt;
+      if (!f->prompt.empty()) prompt = load_template(f->prompt);
+      const VerifyReport r = verify_interests(*store, named_variant(*store), f->prompt.empty() ? nullptr : &prompt);
+      std::printf("records      %llu (%llu ok)\nverified     %llu (%.1f%% of ok), rejected %llu; %llu verdicts changed\n"
+                  "reasons      %s\n",
+                  static_cast<unsigned long long>(r.records), static_cast<unsigned long long>(r.ok),
+                  static_cast<unsigned long long>(r.verified),
+                  r.ok ? 100.0 * static_cast<double>(r.verified) / static_cast<double>(r.ok) : 0.0,
+                  static_cast<unsigned long long>(r.rejected), static_cast<unsigned long long>(r.changed),
+                  reasons_line(r.reasons).c_str());
+      return;
+    }
+    if (f->quality) {
+      auto store = open_rocksdb_store(f->store, {.read_only = true});
+      show_quality(*store, named_variant(*store));
+      return;
+    }
+    if (!f->list_learned.empty()) {
+      auto store = open_rocksdb_store(f->store, {.read_only = true});
+      const Variant variant = named_variant(*store);
+      const auto users = learned_users(*store, variant);
       std::ofstream out(f->list_learned);
       for (const auto& u : users) out << u << "\n";
       if (!out) throw Error(ErrorKind::Io, fmt::format("cannot write {}", f->list_learned));
@@ -148,6 +221,7 @@ void add_learn_command(CLI::App& app) {
     opt.temperature = f->temperature;
     opt.repeat_penalty = f->repeat_penalty;
     opt.max_retries = f->retries;
+    opt.candidates = f->candidates;
     opt.users = f->users;
     opt.sample = f->sample;
     opt.sample_seed = f->seed;

@@ -81,6 +81,8 @@ struct VariantSummary {
 struct LlmCostSummary {
   std::string variant;  // its name
   uint64_t records = 0, calls = 0, prompt_tokens = 0, completion_tokens = 0, behaviors = 0;
+  // The verifier's verdicts on the ok records: only verified ones are knowledge.
+  uint64_t ok = 0, verified = 0, rejected = 0;
   double tokens_per_1k_behaviors = 0;
   // From the stored learn runs (liber learn stores one report per run).
   int runs = 0;

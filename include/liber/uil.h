@@ -44,10 +44,12 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "liber/data.h"
@@ -148,6 +150,46 @@ std::string interest_json_schema();
 // missing fields -> nullopt with `why` set.
 std::optional<InterestOutput> parse_interest_output(std::string_view text, std::string* why);
 
+// ---- Verification ----------------------------------------------------------------------
+// Well-formed is not good: a small model restates the instructions, copies the previous
+// summary down the cascade, or praises genres the user rated low. Every record is checked in
+// code against the partition it describes and the summary its prompt carried; a record that
+// fails is not knowledge: it is kept (with its reasons) for inspection, but no later prompt
+// carries it and no vector of it reaches a CTR model.
+//
+// Reasons, "kind: detail", kinds:
+//   degenerate           under 5 words, or one phrase looped (few distinct words)
+//   link, placeholders   a web address; a template's braces
+//   copy, near-copy      the previous summary word for word, or >= 80% of its word triples
+//   instructions         >= 30% of its word triples are the prompt's own
+//   genre-contradiction  a genre named in praise whose mean rating in the partition is more
+//                        than one star below the like threshold (or < 1/4 liked, unrated logs)
+//   genre-absent         a genre of the catalog neither in the partition nor the previous summary
+//   title-absent         a catalog title (2+ words) neither in the partition nor the previous
+//                        summary
+//   ungrounded           names no genre (or its plural) and no title of the partition (only
+//                        where the catalog has genres)
+struct Verdict {
+  bool verified = false;
+  std::vector<std::string> reasons;  // empty when verified
+  double penalty = 0;                // candidates rank by it (0 = verified)
+};
+// "near-copy: 91% ..." -> "near-copy".
+std::string_view reason_kind(std::string_view reason);
+
+class InterestVerifier {
+ public:
+  // The catalog's titles and genres and the template's text, prepared once per run.
+  InterestVerifier(const BehaviorLog& log, const PromptTemplate& prompt);
+  Verdict verify(const InterestOutput& out, std::string_view previous_summary,
+                 std::span<const BehaviorText> behaviors) const;
+
+ private:
+  float like_threshold_;
+  std::unordered_set<std::string> instruction_triples_;
+  std::vector<std::string> titles_, genres_;
+};
+
 // ---- Variants --------------------------------------------------------------------------
 struct Variant {
   std::string name = "cascade";  // the user's label; not part of the id
@@ -199,6 +241,12 @@ struct InterestRecord {
   uint32_t behaviors = 0, behaviors_dropped = 0;
   bool from_cache = false;  // output reused from the LLM cache, no call made
   int64_t created_at = 0;   // unix seconds
+  // The verifier's verdict on an ok record: "verified" | "rejected" | "" (made before the
+  // verifier; liber learn --verify gives it one). Only usable records are knowledge.
+  std::string quality;
+  std::vector<std::string> reasons;  // why rejected
+  int candidates = 0;                // outputs sampled (the guard samples more on rejection)
+  bool usable() const { return ok && quality == "verified"; }
 
   std::string to_json() const;
   static InterestRecord from_json(std::string_view json);
@@ -234,6 +282,11 @@ struct LearnOptions {
   float repeat_penalty = 1.3f;
   uint64_t seed = 42;
   int max_retries = 2;          // extra attempts after a malformed/empty/failed output
+  // The guard against cascade error accumulation: when an output fails the verifier, sample
+  // up to this many outputs in all (new seeds) and keep the best by the verifier; if none
+  // passes, the record is rejected and the next partition gets the last verified summary.
+  // 1 = no guard (one output, still verified).
+  int candidates = 3;
   std::size_t users = 0;        // first N users with partitions (store key order); 0 = all
   std::size_t sample = 0;       // or N random users (by sample_seed); 0 = off
   uint64_t sample_seed = 1;
@@ -274,6 +327,10 @@ struct CostReport {
   uint64_t partitions_total = 0;     // partitions of the selected users
   uint64_t partitions_already = 0;   // had an ok record before the run
   uint64_t partitions_ok = 0, partitions_failed = 0, partitions_from_cache = 0;
+  // The verifier over this run's ok records; the guard's extra candidates and their tokens.
+  uint64_t partitions_verified = 0, partitions_rejected = 0;
+  uint64_t guard_calls = 0, guard_prompt_tokens = 0, guard_completion_tokens = 0;
+  std::map<std::string, uint64_t> rejection_reasons;  // reason kind -> rejected records
   uint64_t behaviors = 0;            // behaviors of the partitions processed in this run
   uint64_t behaviors_dropped = 0;    // by the truncation rule
   uint64_t items_total = 0, items_already = 0, items_ok = 0, items_failed = 0;
@@ -301,6 +358,17 @@ struct CostReport {
 // records stay under their id).
 CostReport learn_interests(Store& store, LlmEngine& engine, const LearnOptions& options = {});
 std::vector<CostReport> read_learn_runs(Store& store, std::string_view variant_id);
+
+// The verifier over a variant's stored records, e.g. ones made before it existed: each ok
+// record gets its verdict from its partition and the summary its prompt carried, and is
+// rewritten when the verdict changed. (A record carried a summary the guard would now
+// reject: relearn the variant to redo the cascade.)
+struct VerifyReport {
+  uint64_t records = 0, ok = 0, verified = 0, rejected = 0, changed = 0;
+  std::map<std::string, uint64_t> reasons;  // reason kind -> rejected records
+};
+VerifyReport verify_interests(Store& store, const Variant& variant,
+                              const PromptTemplate* interest_template = nullptr);
 // Users with at least one partition in the variant's set whose every such partition has a
 // record of the variant (ok or failed).
 std::vector<std::string> learned_users(Store& store, const Variant& variant);

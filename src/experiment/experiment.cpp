@@ -35,6 +35,14 @@ LlmCostSummary llm_cost(Store& store, const Variant& variant, const std::vector<
     c.prompt_tokens += static_cast<uint64_t>(std::max(0, r.prompt_tokens));
     c.completion_tokens += static_cast<uint64_t>(std::max(0, r.completion_tokens));
     c.behaviors += r.behaviors;
+    if (!r.ok) return;
+    ++c.ok;
+    if (r.quality.empty())
+      throw Error(ErrorKind::InvalidInput,
+                  fmt::format("store {}: variant '{}' has records made before the verifier (user "
+                              "{}, partition {}): run liber learn --variant {} --verify",
+                              store.path().string(), variant.name, r.user, r.seq, variant.name));
+    ++(r.usable() ? c.verified : c.rejected);
   });
   if (c.behaviors > 0)
     c.tokens_per_1k_behaviors =

@@ -57,7 +57,7 @@ InterestTable load_interest_table(Store& store, const Variant& variant,
     for (const auto& r : recs) by_seq[r.seq] = &r;
     for (const StoredPartition& p : parts) {
       auto r = by_seq.find(p.seq);
-      if (r == by_seq.end() || !r->second->ok) continue;
+      if (r == by_seq.end() || !r->second->usable()) continue;  // failed or rejected: no knowledge
       auto v = read_partition_vector(store, id, user, p.seq);
       if (!v) continue;
       if (t.encoder.empty()) {
@@ -90,7 +90,7 @@ std::vector<std::string> fully_encoded_users(Store& store, const Variant& varian
   for (const std::string& user : learned_users(store, variant)) {
     bool encoded = true;
     for (const InterestRecord& r : read_interests(store, id, user))
-      encoded = encoded && (!r.ok || read_partition_vector(store, id, user, r.seq).has_value());
+      encoded = encoded && (!r.usable() || read_partition_vector(store, id, user, r.seq).has_value());
     if (encoded) out.push_back(user);
   }
   return out;

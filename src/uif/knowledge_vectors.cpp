@@ -177,7 +177,7 @@ EncodeReport encode_knowledge(Store& store, LlmEngine& encoder, const EncodeOpti
   };
   if (opt.interests) {
     for_each_interest(store, "", [&](const InterestRecord& r) {
-      if (!r.ok) return;
+      if (!r.usable()) return;  // only verified records become knowledge
       Job j{partition_vector_key(r.variant, r.user, r.seq), {r.summary, r.shift},
             texts_hash(r.summary, r.shift), Job::Partition};
       if (needs(j.key, j.hash)) jobs.push_back(std::move(j));

@@ -39,6 +39,12 @@ struct Job {
   int attempt = 0;
   GenerationRequest request;
   InterestRecord record;  // filled as attempts complete
+  std::vector<BehaviorText> shown;  // the behaviors the prompt shows (what is verified)
+  // The guard: the best candidate so far by the verifier.
+  std::optional<InterestOutput> best;
+  Verdict best_verdict;
+  bool guard = false;  // the request in flight is an extra candidate
+  std::string cache_key;  // of the first request (the guard's reseeded ones share it)
 };
 
 std::string cache_key(const std::string& model, const GenerationRequest& r,
@@ -59,7 +65,8 @@ class CascadeSource final : public RequestSource {
                 CostReport& cost, ProgressBar* bar)
       : store_(store), log_(log), engine_(engine), opt_(opt), tmpl_(tmpl), variant_(variant),
         variant_id_(variant.id()), users_(users), cost_(cost), bar_(bar), model_(engine.model_id()),
-        grammar_(interest_grammar(opt.max_tokens)), schema_(interest_json_schema()) {
+        grammar_(interest_grammar(opt.max_tokens)), schema_(interest_json_schema()),
+        verifier_(log, tmpl) {
     for (std::size_t u = 0; u < users_.size(); ++u)
       if (!users_[u].pending.empty()) ready_.insert(u);
   }
@@ -92,8 +99,13 @@ class CascadeSource final : public RequestSource {
     cost_.interest_prompt_tokens += static_cast<uint64_t>(result.prompt_tokens);
     cost_.completion_tokens += static_cast<uint64_t>(result.completion_tokens);
     cost_.cached_prompt_tokens += static_cast<uint64_t>(result.cached_prompt_tokens);
+    if (job.guard) {
+      ++cost_.guard_calls;
+      cost_.guard_prompt_tokens += static_cast<uint64_t>(result.prompt_tokens);
+      cost_.guard_completion_tokens += static_cast<uint64_t>(result.completion_tokens);
+    }
     InterestRecord& r = job.record;
-    r.attempts = job.attempt + 1;
+    ++r.attempts;  // every call for this record: retries and the guard's candidates
     r.prompt_tokens += result.prompt_tokens;
     r.completion_tokens += result.completion_tokens;
     r.cached_prompt_tokens += result.cached_prompt_tokens;
@@ -103,10 +115,16 @@ class CascadeSource final : public RequestSource {
     if (!result.error.empty()) why = "engine: " + result.error;
     else out = parse_interest_output(result.text, &why);
     if (out) {
-      r.ok = true;
-      r.error.clear();
-      r.summary = std::move(out->summary);
-      r.shift = std::move(out->shift);
+      if (consider(job, std::move(*out))) {
+        retry_.push_back(tag);
+        ++in_flight_;
+        return;
+      }
+      finish(job, true);
+      jobs_.erase(it);
+      return;
+    }
+    if (job.best) {  // a malformed extra candidate: the best so far stands
       finish(job, true);
       jobs_.erase(it);
       return;
@@ -141,6 +159,31 @@ class CascadeSource final : public RequestSource {
       return true;
     }
     return false;
+  }
+
+  // The guard: keeps `out` when the verifier ranks it above the best so far and fills the
+  // record from the best. True when another candidate is to be sampled (the best fails and
+  // fewer than LearnOptions::candidates were sampled); the request is then reseeded, at a
+  // temperature high enough for the candidates to differ.
+  bool consider(Job& job, InterestOutput out) {
+    Verdict v = verifier_.verify(out, job.record.previous_summary, job.shown);
+    InterestRecord& r = job.record;
+    ++r.candidates;
+    if (!job.best || v.penalty < job.best_verdict.penalty) {
+      job.best = std::move(out);
+      job.best_verdict = std::move(v);
+    }
+    r.ok = true;
+    r.error.clear();
+    r.summary = job.best->summary;
+    r.shift = job.best->shift;
+    r.quality = job.best_verdict.verified ? "verified" : "rejected";
+    r.reasons = job.best_verdict.reasons;
+    if (job.best_verdict.verified || r.candidates >= opt_.candidates || stopped()) return false;
+    job.guard = true;
+    job.request.seed = opt_.seed + 104729ull * static_cast<uint64_t>(r.candidates);
+    job.request.temperature = std::max(opt_.temperature, 0.8f);
+    return true;
   }
 
   std::string previous_of(const UserWork& w, uint32_t seq) const {
@@ -185,6 +228,7 @@ class CascadeSource final : public RequestSource {
       return std::nullopt;
     }
     r.behaviors_dropped = static_cast<uint32_t>(fitted->dropped);
+    job.shown.assign(texts.begin() + static_cast<std::ptrdiff_t>(fitted->dropped), texts.end());
     r.prompt_hash = prompt_hash(fitted->messages);
     job.request.messages = std::move(fitted->messages);
     job.request.shared_prefix_messages = 1;
@@ -194,16 +238,19 @@ class CascadeSource final : public RequestSource {
     job.request.seed = opt_.seed;
     job.request.grammar = grammar_;
     job.request.json_schema = schema_;
+    job.cache_key = cache_key(model_, job.request, r.prompt_hash);
     if (opt_.use_cache) {
-      if (auto hit = store_.get(uil::kLlmCache, cache_key(model_, job.request, r.prompt_hash))) {
+      if (auto hit = store_.get(uil::kLlmCache, job.cache_key)) {
         try {
           const json j = json::parse(*hit);
-          r.ok = true;
-          r.summary = j.at("summary").get<std::string>();
-          r.shift = j.at("shift").get<std::string>();
+          InterestOutput cached{j.at("summary").get<std::string>(), j.at("shift").get<std::string>()};
           r.from_cache = true;
-          finish(job, true);
-          return std::nullopt;
+          if (!consider(job, std::move(cached))) {
+            finish(job, true);
+            return std::nullopt;
+          }
+          // A cached output the verifier rejects: the guard samples on (below).
+          r.from_cache = false;
         } catch (const std::exception&) {
           // unreadable cache entry: compute it again
         }
@@ -226,13 +273,16 @@ class CascadeSource final : public RequestSource {
     if (ok && !r.from_cache && opt_.use_cache) {
       const json c = {{"summary", r.summary}, {"shift", r.shift}, {"model", r.model},
                       {"prompt_hash", r.prompt_hash}};
-      batch->put(uil::kLlmCache, cache_key(model_, job.request, r.prompt_hash), c.dump());
+      batch->put(uil::kLlmCache, job.cache_key, c.dump());
     }
     store_.write(*batch, opt_.sync);
     UserWork& w = users_[job.user];
     if (ok) {
-      w.ok[r.seq] = r.summary;
+      w.done.insert(r.seq);
+      if (r.usable()) w.ok[r.seq] = r.summary;  // a rejected summary is never carried on
       ++cost_.partitions_ok;
+      ++(r.usable() ? cost_.partitions_verified : cost_.partitions_rejected);
+      for (const std::string& reason : r.reasons) ++cost_.rejection_reasons[std::string(reason_kind(reason))];
       if (r.from_cache) ++cost_.partitions_from_cache;
     } else {
       ++cost_.partitions_failed;
@@ -256,6 +306,7 @@ class CascadeSource final : public RequestSource {
   CostReport& cost_;
   ProgressBar* bar_;
   const std::string model_, grammar_, schema_;
+  const InterestVerifier verifier_;
   mutable std::mutex mu_;
   // Users with a partition ready to send, taken lowest index (work order) first: the batch
   // works on the first `parallel` unfinished users, so users complete in order and a run
@@ -293,6 +344,13 @@ CostReport learn_interests(Store& store, LlmEngine& engine, const LearnOptions& 
   CostReport cost;
   cost.variant = variant.id();
   cost.variant_name = variant.name;
+  // Records made before the verifier get their verdict first: the cascade carries verified
+  // summaries only.
+  bool unverified = false;
+  for_each_interest(store, variant.id(), [&](const InterestRecord& r) {
+    unverified = unverified || (r.ok && r.quality.empty());
+  });
+  if (unverified) verify_interests(store, variant, &tmpl);
   std::vector<UserWork> users = uil::select_users(store, log, opt, variant);
   cost.users = users.size();
   uint64_t pending = 0;

@@ -91,7 +91,8 @@ double CostReport::naive_ratio() const {
   X(users) X(partitions_total) X(partitions_already) X(partitions_ok) X(partitions_failed)  \
   X(partitions_from_cache) X(behaviors) X(behaviors_dropped) X(items_total) X(items_already) \
   X(items_ok) X(items_failed) X(wall_s) X(interest_wall_s) X(stopped) X(naive_calls)        \
-  X(naive_prompt_tokens) X(naive_exact)
+  X(naive_prompt_tokens) X(naive_exact) X(partitions_verified) X(partitions_rejected)       \
+  X(guard_calls) X(guard_prompt_tokens) X(guard_completion_tokens)
 
 std::string CostReport::to_json() const {
   nlohmann::json j;
@@ -99,6 +100,7 @@ std::string CostReport::to_json() const {
   LIBER_COST_LABELS(X)
   LIBER_COST_FIELDS(X)
 #undef X
+  j["rejection_reasons"] = rejection_reasons;
   return j.dump();
 }
 
@@ -110,6 +112,7 @@ CostReport CostReport::from_json(std::string_view text) {
     LIBER_COST_LABELS(X)
     LIBER_COST_FIELDS(X)
 #undef X
+    if (j.contains("rejection_reasons")) j.at("rejection_reasons").get_to(c.rejection_reasons);
   } catch (const std::exception& e) {
     throw Error(ErrorKind::Internal, std::string("corrupt state: learn run report: ") + e.what());
   }
@@ -120,6 +123,7 @@ CostReport& CostReport::operator+=(const CostReport& o) {
 #define X(f) f = f + o.f;
   LIBER_COST_FIELDS(X)
 #undef X
+  for (const auto& [kind, n] : o.rejection_reasons) rejection_reasons[kind] += n;
   if (variant.empty()) variant = o.variant, variant_name = o.variant_name;
   return *this;
 }
@@ -133,6 +137,16 @@ std::string CostReport::summary() const {
   s += fmt::format("partitions   {} ok ({} from cache), {} failed, {} behaviors ({} dropped to fit)\n",
                    partitions_ok, partitions_from_cache, partitions_failed, behaviors,
                    behaviors_dropped);
+  if (partitions_ok > 0) {
+    s += fmt::format("verifier     {} verified, {} rejected ({:.1f}% verified)", partitions_verified,
+                     partitions_rejected,
+                     100.0 * static_cast<double>(partitions_verified) / static_cast<double>(partitions_ok));
+    std::string why;
+    for (const auto& [kind, n] : rejection_reasons) why += fmt::format("{}{} {}", why.empty() ? "" : ", ", kind, n);
+    s += why.empty() ? "\n" : fmt::format("; reasons: {}\n", why);
+    s += fmt::format("guard        {} extra candidates, {} prompt + {} completion tokens\n", guard_calls,
+                     guard_prompt_tokens, guard_completion_tokens);
+  }
   if (items_total > 0 || items_ok + items_failed > 0)
     s += fmt::format("items        {} seen, {} already described, {} ok, {} failed\n",
                      items_total, items_already, items_ok, items_failed);

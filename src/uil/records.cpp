@@ -42,7 +42,8 @@ void get_to(const json& j, const char* key, T& out) {
   X("completion_tokens", completion_tokens) X("cached_prompt_tokens", cached_prompt_tokens) \
   X("latency_s", latency_s) X("attempts", attempts) X("behaviors", behaviors)               \
   X("behaviors_dropped", behaviors_dropped) X("from_cache", from_cache)                     \
-  X("created_at", created_at)
+  X("created_at", created_at) X("quality", quality) X("reasons", reasons)                  \
+  X("candidates", candidates)
 #define LIBER_ITEM_FIELDS(X)                                                                \
   X("item", item) X("ok", ok) X("error", error) X("text", text) X("model", model)           \
   X("template_version", template_version) X("template_hash", template_hash)                 \

@@ -64,10 +64,12 @@ std::vector<UserWork> select_users(Store& store, const BehaviorLog& log, const L
     if (opt.max_partitions > 0 && w.parts.size() > opt.max_partitions)
       w.parts.resize(opt.max_partitions);
     w.description = describe_user(log, w.user);
-    for (const InterestRecord& r : read_interests(store, variant.id(), w.user))
-      if (r.ok) w.ok[r.seq] = r.summary;
+    for (const InterestRecord& r : read_interests(store, variant.id(), w.user)) {
+      if (r.ok) w.done.insert(r.seq);
+      if (r.usable()) w.ok[r.seq] = r.summary;  // only verified summaries are carried
+    }
     for (std::size_t i = 0; i < w.parts.size(); ++i)
-      if (!w.ok.count(w.parts[i].seq)) w.pending.push_back(i);
+      if (!w.done.count(w.parts[i].seq)) w.pending.push_back(i);
   }
   return all;
 }

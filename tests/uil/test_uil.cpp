@@ -42,6 +42,7 @@ LearnOptions test_options() {
   o.max_tokens = kMaxTokens;
   o.temperature = 0.2f;
   o.items = false;
+  o.candidates = 1;  // the cascade's mechanics; the guard has its own test
   return o;
 }
 
@@ -249,16 +250,19 @@ TEST(UilCascade, SummarisesEveryPartitionInCascade) {
       EXPECT_GE(r.attempts, 1);
       EXPECT_EQ(r.behaviors, 6u);
       EXPECT_EQ(r.behaviors_dropped, 0u);
-      // The prompt that was sent carries the previous partition's summary: re-render it and
-      // compare with the stored prompt hash.
-      const std::string previous = i == 0 ? std::string() : recs[i - 1].summary;
+      // The prompt that was sent carries the last verified summary before it: re-render it
+      // and compare with the stored prompt hash.
+      std::string previous;
+      for (std::size_t j = 0; j < i; ++j)
+        if (recs[j].usable()) previous = recs[j].summary;
+      EXPECT_TRUE(r.quality == "verified" || r.quality == "rejected") << r.quality;
       EXPECT_EQ(r.previous_summary, previous);
       const auto prompt = render_interest_prompt(t, describe_user(log, user), previous,
                                                  behavior_texts(log, parts[i].events),
                                                  log.like_threshold);
       EXPECT_EQ(prompt_hash(prompt), r.prompt_hash);
-      if (i > 0) {
-        EXPECT_NE(prompt[1].content.find(recs[i - 1].summary), std::string::npos);
+      if (!previous.empty()) {
+        EXPECT_NE(prompt[1].content.find(previous), std::string::npos);
         if (std::string(user) == "1" && i == 1)
           std::printf("user 1 partition %zu:\n  summary: %s\n  shift:   %s\n"
                       "user 1 partition %zu:\n  summary: %s\n  shift:   %s\n",
@@ -291,6 +295,58 @@ TEST(UilCascade, SummarisesEveryPartitionInCascade) {
     EXPECT_TRUE(r.from_cache);
     EXPECT_EQ(InterestRecord::from_json(before.at({"1", r.seq})).summary, r.summary);
   }
+}
+
+// The guard on the real 270M: every ok record carries the verifier's verdict on its own
+// output, the cascade carries only verified summaries, a rejected record sampled every
+// candidate it could, and verifying the store again changes nothing.
+TEST(UilGuard, CarriesOnlyVerifiedSummariesAndCountsItsCost) {
+  TempDir dir("liber-uil");
+  const BehaviorLog log = testing::ingest_ml1m_fixture(dir / "data", dir / "store", 3, 18, 6);  // 3 x 3 partitions
+  auto store = open_rocksdb_store(dir / "store");
+  LearnOptions o = test_options();
+  o.candidates = 3;
+  const CostReport cost = learn_interests(*store, shared_engine(), o);
+  std::printf("%s", cost.summary().c_str());
+  EXPECT_EQ(cost.partitions_ok, 9u);
+  EXPECT_EQ(cost.partitions_verified + cost.partitions_rejected, cost.partitions_ok);
+  const InterestVerifier verifier(log, builtin_interest_template());
+  uint64_t extra = 0, rejected_reasons = 0;
+  for (const char* user : {"1", "2", "3"}) {
+    const auto parts = read_partitions(*store, user);
+    const auto recs = read_interests(*store, cascade_id(*store), user);
+    ASSERT_EQ(recs.size(), 3u);
+    std::string carried;
+    for (std::size_t i = 0; i < recs.size(); ++i) {
+      const InterestRecord& r = recs[i];
+      ASSERT_TRUE(r.ok) << r.error;
+      EXPECT_EQ(r.previous_summary, carried) << user << "/" << i;
+      EXPECT_GE(r.candidates, 1);
+      EXPECT_LE(r.candidates, 3);
+      EXPECT_GE(r.attempts, r.candidates);
+      const Verdict v = verifier.verify({r.summary, r.shift}, r.previous_summary,
+                                        behavior_texts(log, parts[i].events));
+      EXPECT_EQ(v.verified, r.usable());
+      EXPECT_EQ(v.reasons, r.reasons);
+      if (r.usable()) {
+        carried = r.summary;
+        EXPECT_TRUE(r.reasons.empty());
+      } else {
+        EXPECT_EQ(r.quality, "rejected");
+        EXPECT_FALSE(r.reasons.empty());
+        // Every candidate was sampled, unless an extra one came back malformed.
+        EXPECT_TRUE(r.candidates == 3 || r.attempts > r.candidates) << r.candidates << " " << r.attempts;
+        ++rejected_reasons;
+      }
+      extra += static_cast<uint64_t>(r.candidates - 1);
+    }
+  }
+  EXPECT_GE(cost.guard_calls, extra);
+  EXPECT_EQ(cost.partitions_rejected, rejected_reasons);
+  const VerifyReport again = verify_interests(*store, *find_variant(*store, "cascade"));
+  EXPECT_EQ(again.ok, 9u);
+  EXPECT_EQ(again.changed, 0u);
+  EXPECT_EQ(again.verified, cost.partitions_verified);
 }
 
 // The child of the resume test: runs the cascade, printing "record U S" after each write.

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,7 +22,8 @@ struct UserWork {
   std::string user;
   std::string description;
   std::vector<StoredPartition> parts;        // seq order
-  std::map<uint32_t, std::string> ok;        // seq -> summary of an ok record
+  std::map<uint32_t, std::string> ok;        // seq -> summary of a usable (verified) record
+  std::set<uint32_t> done;                   // seqs with an ok record (verified or rejected)
   std::vector<std::size_t> pending;          // indices into parts without an ok record
   std::size_t next = 0;                      // into pending
 };
