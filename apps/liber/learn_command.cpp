@@ -55,8 +55,9 @@ void show_user(const std::string& store_path, const std::string& user) {
                   r.behaviors_dropped, r.from_cache ? " (from cache)" : "");
       if (!r.ok) std::printf("  error:   %s\n", r.error.c_str());
       if (r.ok)
-        std::printf("  verdict: %s (%d candidate%s)\n", r.quality.empty() ? "not verified yet (liber learn --verify)" : r.quality.c_str(),
-                    r.candidates, r.candidates == 1 ? "" : "s");
+        std::printf("  verdict: %s%s\n",
+                    r.quality.empty() ? "not verified yet (liber learn --verify)" : r.quality.c_str(),
+                    r.candidates > 0 ? fmt::format(" ({} candidate{})", r.candidates, r.candidates == 1 ? "" : "s").c_str() : "");
       for (const auto& reason : r.reasons) std::printf("           - %s\n", reason.c_str());
       if (!r.summary.empty()) std::printf("  summary: %s\n", r.summary.c_str());
       if (!r.shift.empty()) std::printf("  shift:   %s\n", r.shift.c_str());

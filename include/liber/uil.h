@@ -161,12 +161,15 @@ std::optional<InterestOutput> parse_interest_output(std::string_view text, std::
 //   degenerate           under 5 words, or one phrase looped (few distinct words)
 //   link, placeholders   a web address; a template's braces
 //   copy, near-copy      the previous summary word for word, or >= 80% of its word triples
-//   instructions         >= 30% of its word triples are the prompt's own
+//   instructions         >= 30% of its word triples are the prompt's own, or 6+ words in a
+//                        row from it
 //   genre-contradiction  a genre named in praise whose mean rating in the partition is more
 //                        than one star below the like threshold (or < 1/4 liked, unrated logs)
 //   genre-absent         a genre of the catalog neither in the partition nor the previous summary
 //   title-absent         a catalog title (2+ words) neither in the partition nor the previous
 //                        summary
+//   off-subject          no word of taste (likes, enjoys, prefers, fan, rated, ...), or it
+//                        opens "The movie ..." / "The film ...": a plot, not interests
 //   ungrounded           names no genre (or its plural) and no title of the partition (only
 //                        where the catalog has genres)
 struct Verdict {

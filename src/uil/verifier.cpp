@@ -87,6 +87,19 @@ bool negative_cue(const std::string& sentence) {
   return false;
 }
 
+// Words of taste: a summary of interests uses at least one. A plot ("The movie is about a
+// young man who ...") uses none ("love", "loves" are left out: plots are full of them).
+bool speaks_of_taste(const std::vector<std::string>& words) {
+  static const std::unordered_set<std::string> kTaste = {
+      "user", "users", "viewer", "viewers", "like", "likes", "liked", "enjoy", "enjoys",
+      "enjoyed", "enjoying", "prefer", "prefers", "preferred", "preference", "preferences",
+      "fan", "fans", "fond", "interest", "interests", "interested", "taste", "tastes",
+      "favourite", "favourites", "favorite", "favorites", "rates", "rated", "rating",
+      "ratings", "dislike", "dislikes", "disliked", "appreciates", "appreciate", "drawn",
+      "gravitates", "watches", "watched", "keen", "preferring", "adores"};
+  return std::any_of(words.begin(), words.end(), [](const std::string& w) { return kTaste.count(w) > 0; });
+}
+
 // Sentences of the summary as joined word strings.
 std::vector<std::string> sentences_of(std::string_view text) {
   std::vector<std::string> out;
@@ -150,6 +163,11 @@ Verdict InterestVerifier::verify(const InterestOutput& out, std::string_view pre
   if (out.summary.find('{') != std::string::npos || out.summary.find('}') != std::string::npos)
     flag("placeholders", "braces of a template in the text", 2);
 
+  // "The movie is about ...": a story about one film, whatever words it uses.
+  const bool plot = text.rfind(" the movie ", 0) == 0 || text.rfind(" the film ", 0) == 0 ||
+                    text.rfind(" this movie ", 0) == 0 || text.rfind(" this film ", 0) == 0;
+  if (words.size() >= 5 && (plot || !speaks_of_taste(words)))
+    flag("off-subject", "no word of the user's taste (a plot or a story, not interests)", 2);
   // A copy of the previous summary: nothing of this partition in it.
   const std::vector<std::string> prev_words = words_of(previous);
   const std::string prev_text = joined(prev_words);
@@ -163,10 +181,17 @@ Verdict InterestVerifier::verify(const InterestOutput& out, std::string_view pre
         flag("near-copy", fmt::format("{:.0f}% of its word triples are the previous summary's", 100 * c), 3);
     }
   }
-  // The instructions restated.
+  // The instructions restated: a share of its phrases, or one long run of the prompt's words.
   const double inst = contained(own, instruction_triples_);
+  std::size_t run = 0, longest = 0;
+  for (std::size_t i = 0; i + 3 <= words.size(); ++i) {
+    run = instruction_triples_.count(words[i] + ' ' + words[i + 1] + ' ' + words[i + 2]) ? run + 1 : 0;
+    longest = std::max(longest, run);
+  }
   if (own.size() >= 3 && inst >= 0.3)
     flag("instructions", fmt::format("{:.0f}% of its word triples restate the prompt", 100 * inst), 2);
+  else if (longest + 2 >= 6)
+    flag("instructions", fmt::format("{} words in a row from the prompt", longest + 2), 2);
 
   // Claims about the partition's genres.
   struct GenreStats {

@@ -110,6 +110,11 @@ TEST_F(Verifier, RestatedInstructionsAreRejected) {
       "country, themes, mood, critical acclaim.");
   EXPECT_FALSE(v.verified);
   EXPECT_TRUE(has_kind(v, "instructions")) << ::testing::PrintToString(v.reasons);
+  // Gemma 3 270M's most common opening: one long run of the prompt inside other words.
+  const Verdict run = check(
+      "The user's profile is a summary of the interests written from their earlier ratings (or "
+      "'none') and has been updated with new rating information about war dramas and horror.");
+  EXPECT_TRUE(has_kind(run, "instructions")) << ::testing::PrintToString(run.reasons);
 }
 
 TEST_F(Verifier, PraiseOfAGenreRatedLowIsAContradiction) {
@@ -138,6 +143,18 @@ TEST_F(Verifier, DegenerateTextAndLinksAreRejected) {
   const Verdict link = check("See https://www.imdb.com/title/tt0120815/ for the user's favourite films");
   EXPECT_FALSE(link.verified);
   EXPECT_TRUE(has_kind(link, "link"));
+}
+
+// Gemma 3 270M on ML-1M: a plot named with a genre word is still not an interest summary.
+TEST_F(Verifier, APlotIsOffSubject) {
+  const Verdict v = check(
+      "The movie is about a man who has been in love with the girl he loves for years, and they "
+      "meet again after being separated by war.");
+  EXPECT_TRUE(has_kind(v, "off-subject")) << ::testing::PrintToString(v.reasons);
+  EXPECT_FALSE(has_kind(v, "ungrounded"));
+}
+TEST_F(Verifier, AStoryAboutOneFilmIsOffSubject) {
+  EXPECT_TRUE(has_kind(check("The movie is about a man who likes war, and a drama unfolds."), "off-subject"));
 }
 
 // Gemma 3 270M's first summary on the test fixture: a biography, about none of the movies.
