@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "liber/ctr.h"
@@ -24,5 +25,9 @@ struct ResultRecord {
 // logloss, gauc, epochs, best_epoch, train_samples_per_s, ...).
 std::string results_json(const std::vector<ResultRecord>& records);
 void write_results_json(const std::vector<ResultRecord>& records, const std::string& path);
+// One record as that JSON object, and back (test predictions are not in it). Throws
+// Error(InvalidInput) naming `where` for a malformed object.
+std::string result_record_json(const ResultRecord& record);
+ResultRecord parse_result_record(std::string_view json, std::string_view where);
 
 }  // namespace liber

@@ -6,11 +6,15 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
+#include <sstream>
 #include <unordered_set>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include "liber/common/hash.h"
 #include "liber/error.h"
 #include "liber/log.h"
 #include "liber/store.h"
@@ -67,6 +71,89 @@ struct Arm {
   // A knowledge arm names its controls: it must beat the random one and every shuffled one.
   std::string random_control = {};
   std::vector<std::string> shuffled_controls = {};
+};
+
+template <typename T>
+uint64_t hash_of(const std::vector<T>& v, uint64_t h) {
+  return fnv1a(std::string_view(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T)), h);
+}
+
+// Everything a training run depends on: the samples (labels and attached partition rows of
+// every split), the arm's vectors, the model, the training and fuse settings, the seed.
+std::string run_key(const Arm& arm, const CtrDataset& data, const ModelConfig& m,
+                    const TrainConfig& t, const FuseConfig& fuse, const SplitConfig& split) {
+  uint64_t h = fnv1a_fields({arm.population, arm.label, m.backbone, arm.fusion});
+  for (const SampleSet* set : {&data.train, &data.valid, &data.test}) {
+    h = hash_of(set->labels, h);
+    h = hash_of(set->side, h);
+    h = hash_of(set->users, h);
+  }
+  if (arm.table) h = hash_of(arm.table->rows, h);
+  auto ints = [](const std::vector<int>& v) { return fmt::format("{}", fmt::join(v, ",")); };
+  h = fnv1a(fmt::format("|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", m.embedding_dim, ints(m.mlp), m.dropout,
+                        ints(m.attention_mlp), m.cross_layers, m.attention_layers,
+                        m.attention_heads, m.attention_dim, m.embedding_l2, arm.table != nullptr),
+            h);
+  h = fnv1a(fmt::format("|{}|{}|{}|{}|{}", t.max_epochs, t.batch_size, t.learning_rate, t.patience, t.seed), h);
+  h = fnv1a(fmt::format("|{}|{}|{}", split.test_fraction, split.valid_fraction, split.history_length), h);
+  if (arm.table)
+    h = fnv1a(fmt::format("|{}|{}|{}|{}|{}|{}|{}|{}", fuse.slots, fuse.fused_dim, fuse.hidden,
+                          fuse.reduced_dim, fuse.fusion, fuse.query, fuse.interaction,
+                          fuse.similarity),
+              h);
+  return hex16(h);
+}
+
+// Finished runs kept beside the results (out_dir/runs/KEY.json and KEY.f32, the test
+// predictions the intervals need): a rerun of the same experiment reuses a run whose key
+// matches instead of training it again, so a long experiment stopped part-way goes on
+// where it stopped.
+class RunCache {
+ public:
+  explicit RunCache(const std::string& out_dir)
+      : dir_(out_dir.empty() ? fs::path() : fs::path(out_dir) / "runs") {
+    if (!dir_.empty()) fs::create_directories(dir_);
+  }
+
+  std::optional<ResultRecord> find(const std::string& key, std::size_t test_samples) const {
+    if (dir_.empty()) return std::nullopt;
+    const fs::path json = dir_ / (key + ".json"), preds = dir_ / (key + ".f32");
+    std::error_code ec;
+    if (!fs::exists(json) || fs::file_size(preds, ec) != test_samples * sizeof(float) || ec)
+      return std::nullopt;
+    std::ifstream in(json);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    ResultRecord r = parse_result_record(ss.str(), json.string());
+    r.result.test_predictions.resize(test_samples);
+    std::ifstream p(preds, std::ios::binary);
+    p.read(reinterpret_cast<char*>(r.result.test_predictions.data()),
+           static_cast<std::streamsize>(test_samples * sizeof(float)));
+    if (!p) return std::nullopt;
+    return r;
+  }
+
+  // Predictions first, the record last (each written whole, then renamed): a record on disk
+  // always has its predictions.
+  void put(const std::string& key, const ResultRecord& r) const {
+    if (dir_.empty()) return;
+    auto write = [&](const fs::path& to, const char* data, std::size_t n) {
+      const fs::path tmp = to.string() + ".tmp";
+      {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        out.write(data, static_cast<std::streamsize>(n));
+        if (!out) throw Error(ErrorKind::Io, fmt::format("cannot write {}", tmp.string()));
+      }
+      fs::rename(tmp, to);
+    };
+    const auto& p = r.result.test_predictions;
+    write(dir_ / (key + ".f32"), reinterpret_cast<const char*>(p.data()), p.size() * sizeof(float));
+    const std::string json = result_record_json(r);
+    write(dir_ / (key + ".json"), json.data(), json.size());
+  }
+
+ private:
+  fs::path dir_;
 };
 
 double mean(const std::vector<double>& v) {
@@ -218,6 +305,13 @@ ExperimentResult run_experiment(const ExperimentConfig& cfg) {
     res.cost.push_back(llm_cost(*store, *variant, population));
     if (!cfg.out_dir.empty()) export_interest_table(table, fs::path(cfg.out_dir) / "vectors");
   }
+  // The LLM's arms need knowledge: with no verified record in the population there is none
+  // (rejected records have no vectors), and the table says so instead of training on nothing.
+  const bool llm = variant && !table.partitions.empty();
+  if (variant && !llm)
+    res.skipped.push_back(fmt::format("the LLM arms (variant '{}' has no verified, encoded record "
+                                      "in the population)",
+                                      cfg.variant));
   CtrDataset pop = all;
   keep_users(pop, log, population);
 
@@ -260,10 +354,10 @@ ExperimentResult run_experiment(const ExperimentConfig& cfg) {
   if (cfg.controls) {
     random_table = random_control(cfg.content ? content : table, control_seed);
     if (two_users && cfg.content) shuffled_content = shuffled_control(content, control_seed);
-    if (two_users && variant) shuffled_llm = shuffled_control(table, control_seed);
+    if (two_users && llm) shuffled_llm = shuffled_control(table, control_seed);
     if (!two_users) res.skipped.push_back("shuffled controls (the population has one user)");
   }
-  if (cfg.content && variant) both = join_tables(content, table);
+  if (cfg.content && llm) both = join_tables(content, table);
 
   // Every arm of the table, in its row order per backbone.
   const std::size_t n = population.size();
@@ -284,7 +378,7 @@ ExperimentResult run_experiment(const ExperimentConfig& cfg) {
   };
   if (cfg.content)
     arms.push_back({"liber", "content", &pop, n, &content, "attention", rnd, controls_of(true, false)});
-  if (variant) {
+  if (llm) {
     arms.push_back({"liber", "liber", &pop, n, &table, "attention", rnd, controls_of(false, true)});
     arms.push_back({"liber", "liber-mean", &pop, n, &table, "mean"});
   }
@@ -300,6 +394,7 @@ ExperimentResult run_experiment(const ExperimentConfig& cfg) {
 
   ItemTextTable items;  // the target's text vector, for a text query
   if (cfg.fuse.needs_item_texts()) items = load_item_text_table(*store, log);
+  const RunCache runs(cfg.out_dir);
   for (const std::string& backbone : backbones) {
     for (const Arm& arm : arms) {
       CtrDataset with;  // the arm's samples with its vectors attached
@@ -316,6 +411,17 @@ ExperimentResult run_experiment(const ExperimentConfig& cfg) {
         m.backbone = backbone;
         TrainConfig t = cfg.train;
         t.seed = seed;
+        FuseConfig fuse = cfg.fuse;
+        fuse.fusion = arm.fusion;
+        if (fuse.fusion == "mean") fuse.query = "item";
+        const std::string key = run_key(arm, data, m, t, fuse, cfg.split);
+        if (auto kept = runs.find(key, data.test.size())) {
+          log_info(fmt::format("experiment {} / {} / {} / seed {}: reused (runs/{})", arm.population,
+                               backbone, arm.label, seed, key));
+          res.records.push_back(std::move(*kept));
+          if (!json_path.empty()) write_results_json(res.records, json_path);
+          continue;
+        }
         log_info(fmt::format("experiment {} / {} / {} / seed {}", arm.population, backbone,
                              arm.label, seed));
         ResultRecord rec;
@@ -330,6 +436,7 @@ ExperimentResult run_experiment(const ExperimentConfig& cfg) {
         rec.valid_samples = data.valid.size();
         rec.test_samples = data.test.size();
         rec.result = train_and_evaluate(data, m, t);
+        runs.put(key, rec);
         res.records.push_back(rec);
         // After every run, so a long experiment leaves its finished results behind.
         if (!json_path.empty()) write_results_json(res.records, json_path);

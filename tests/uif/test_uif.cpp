@@ -235,7 +235,8 @@ const Variant& test_variant() {
 }
 
 void put_record(Store& store, const std::string& user, uint32_t seq, bool ok,
-                const std::string& summary, const std::string& shift) {
+                const std::string& summary, const std::string& shift,
+                const std::string& quality = "verified") {
   register_variant(store, test_variant());
   InterestRecord r;
   r.user = user;
@@ -245,6 +246,8 @@ void put_record(Store& store, const std::string& user, uint32_t seq, bool ok,
   r.ok = ok;
   r.summary = summary;
   r.shift = shift;
+  if (ok) r.quality = quality;
+  if (quality == "rejected") r.reasons = {"off-subject: a plot"};
   r.attempts = 1;
   r.prompt_tokens = 100;
   r.completion_tokens = 20;
@@ -263,6 +266,7 @@ TEST(UifEncode, RealEncoderStoresReusesReencodesAndRefusesAnother) {
   put_record(*store, "2", 0, true, "Enjoys animated family films.", "Starting interests: animation.");
   put_record(*store, "2", 1, false, "", "");  // failed: no vector
   put_record(*store, "3", 0, true, "Likes westerns.", "Starting interests: westerns.");
+  put_record(*store, "3", 1, true, "The movie is about a cowboy.", "None.", "rejected");  // no vector
   LlmEngine& engine = shared_encoder();
 
   EncodeReport r = encode_knowledge(*store, engine, EncodeOptions{.items = false, .batch = 3});
@@ -282,6 +286,7 @@ TEST(UifEncode, RealEncoderStoresReusesReencodesAndRefusesAnother) {
   EXPECT_EQ(v->dim, 384);
   ASSERT_EQ(v->values.size(), 768u);
   EXPECT_FALSE(read_partition_vector(*store, id, "2", 1));
+  EXPECT_FALSE(read_partition_vector(*store, id, "3", 1));
   // Summary and shift are different texts: different halves.
   EXPECT_NE(std::vector<float>(v->values.begin(), v->values.begin() + 384),
             std::vector<float>(v->values.begin() + 384, v->values.end()));
@@ -308,13 +313,13 @@ TEST(UifEncode, RealEncoderStoresReusesReencodesAndRefusesAnother) {
   EXPECT_EQ(r.partitions_encoded, 1u);
   EXPECT_EQ(r.partitions_reused, 3u);
 
-  // The table and the fully encoded users: user 2's failed partition counts as learned,
-  // user 3's second partition has no record.
+  // The table and the fully encoded users: user 2's failed partition and user 3's rejected
+  // one count as learned (no vector needed), with no row in the table.
   const InterestTable t = load_interest_table(*store, test_variant());
   EXPECT_EQ(t.partitions.size(), 4u);
   EXPECT_EQ(t.dim, 384);
   EXPECT_EQ(t.rows.size(), 4u * 768u);
-  EXPECT_EQ(fully_encoded_users(*store, test_variant()), (std::vector<std::string>{"1", "2"}));
+  EXPECT_EQ(fully_encoded_users(*store, test_variant()), (std::vector<std::string>{"1", "2", "3"}));
 
   // Another encoder (the same weights under another file name: another model id).
   fs::create_symlink(default_encoder_path(), dir / "other-encoder.gguf");
@@ -348,6 +353,16 @@ TEST(UifExperiment, PipelineOnATinyFixtureReturnsRecordsAndWritesJsonAndVectors)
     ASSERT_EQ(read_learn_runs(*store, c.variant).size(), 1u);  // the run's cost stays in the store
     EXPECT_EQ(read_learn_runs(*store, c.variant)[0].calls, c.calls);
     EXPECT_EQ(c.variant_name, "cascade");
+    // The pipeline's mechanics, not the 270M's quality (the verifier's tests judge that):
+    // every record counts as verified here, so the LLM arms have vectors.
+    auto batch = store->new_batch();
+    for_each_interest(*store, c.variant, [&](const InterestRecord& rec) {
+      InterestRecord v = rec;
+      v.quality = "verified";
+      v.reasons.clear();
+      batch->put(uil::kInterests, interest_key(v.variant, v.user, v.seq), v.to_json());
+    });
+    store->write(*batch);
     encode_knowledge(*store, shared_encoder(), EncodeOptions{.items = false});
   }
   ExperimentConfig cfg;
@@ -397,6 +412,23 @@ TEST(UifExperiment, PipelineOnATinyFixtureReturnsRecordsAndWritesJsonAndVectors)
   for (const char* f : {"results.md", "auc.png"}) EXPECT_FALSE(fs::exists(dir / "out" / f)) << f;
   EXPECT_EQ(nlohmann::json::parse(testing::read_file(dir / "out" / "results.json")).size(),
             2 * arms.size());
+
+  // A rerun of the same experiment trains nothing: every run is kept in out/runs with its
+  // test predictions, and the intervals come out the same.
+  const ExperimentResult again = run_experiment(cfg);
+  ASSERT_EQ(again.records.size(), r.records.size());
+  for (std::size_t i = 0; i < r.records.size(); ++i) {
+    EXPECT_EQ(again.records[i].result.test.auc, r.records[i].result.test.auc) << i;
+    EXPECT_EQ(again.records[i].result.test_predictions, r.records[i].result.test_predictions) << i;
+    EXPECT_EQ(again.records[i].result.train_seconds, r.records[i].result.train_seconds) << i;  // not retrained
+  }
+  for (std::size_t i = 0; i < r.summary.size(); ++i) {
+    EXPECT_EQ(again.summary[i].vs_base.lo, r.summary[i].vs_base.lo) << i;
+    EXPECT_EQ(again.summary[i].knowledge, r.summary[i].knowledge) << i;
+  }
+  std::size_t kept = 0;
+  for (const auto& e : fs::directory_iterator(dir / "out" / "runs")) kept += e.path().extension() == ".json";
+  EXPECT_EQ(kept, r.records.size());
 
   // The CLI presents them, from the store alone: the table, results.md and the chart.
   const char* cli = std::getenv("LIBER_TEST_CLI");

@@ -634,10 +634,11 @@ TEST(UilVariants, LiveSideBySideInOneStore) {
       EXPECT_EQ(r.variant_name, "no-cascade");
       EXPECT_TRUE(r.previous_summary.empty());
     }
-    if (rc[0].ok) EXPECT_EQ(rc[1].previous_summary, rc[0].summary);
+    if (rc[0].usable()) EXPECT_EQ(rc[1].previous_summary, rc[0].summary);  // verified ones only
+    if (rc[0].ok && !rc[0].usable()) EXPECT_EQ(rc[1].previous_summary, "");
     EXPECT_EQ(rk[0].behaviors, 6u);
     EXPECT_EQ(rk[0].prompt_hash, rc[0].prompt_hash);
-    if (rc[0].ok) EXPECT_EQ(rk[0].summary, rc[0].summary);
+    if (rc[0].usable()) EXPECT_EQ(rk[0].summary, rc[0].summary);
   }
   // Each variant's own runs and learned users; a rerun of one touches nothing.
   EXPECT_EQ(read_learn_runs(*store, c->id()).size(), 1u);
