@@ -129,7 +129,8 @@ SyntheticStudyResult run_synthetic_study(const SyntheticStudyConfig& cfg, LlmEng
     InterestTable content = load_content_table(*store, PartitionSet{}, ex.population);
     leaky = pop;
     FuseConfig fuse = ec.fuse;
-    fuse.query = "item";  // the leak needs no target
+    fuse.query = "item";  // the leak needs no target, nor its text
+    fuse.similarity = false;
     attach_interests(leaky, log, leaky_table(content, log, encoder), fuse);
   }
   const std::vector<std::string> backbones = ec.backbones.empty() ? backbone_names() : ec.backbones;
