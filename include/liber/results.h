@@ -25,6 +25,14 @@ struct ResultRecord {
 // logloss, gauc, epochs, best_epoch, train_samples_per_s, ...).
 std::string results_json(const std::vector<ResultRecord>& records);
 void write_results_json(const std::vector<ResultRecord>& records, const std::string& path);
+// The test predictions of the runs of (population, backbone, variant), one per seed in
+// `seeds` order (a seed without a run is left out): the paired bootstrap's input.
+std::vector<std::vector<float>> predictions_by_seed(const std::vector<ResultRecord>& records,
+                                                    std::string_view population,
+                                                    std::string_view backbone,
+                                                    std::string_view variant,
+                                                    const std::vector<uint64_t>& seeds);
+
 // One record as that JSON object, and back (test predictions are not in it). Throws
 // Error(InvalidInput) naming `where` for a malformed object.
 std::string result_record_json(const ResultRecord& record);

@@ -44,6 +44,19 @@ std::string results_json(const std::vector<ResultRecord>& records) {
   return arr.dump(2);
 }
 
+std::vector<std::vector<float>> predictions_by_seed(const std::vector<ResultRecord>& records,
+                                                    std::string_view population,
+                                                    std::string_view backbone,
+                                                    std::string_view variant,
+                                                    const std::vector<uint64_t>& seeds) {
+  std::vector<std::vector<float>> out;
+  for (uint64_t seed : seeds)
+    for (const ResultRecord& r : records)
+      if (r.population == population && r.backbone == backbone && r.variant == variant && r.seed == seed)
+        out.push_back(r.result.test_predictions);
+  return out;
+}
+
 std::string result_record_json(const ResultRecord& record) { return record_json(record).dump(); }
 
 ResultRecord parse_result_record(std::string_view text, std::string_view where) {

@@ -449,13 +449,7 @@ ExperimentResult run_experiment(const ExperimentConfig& cfg) {
   // controls, paired by seed on the same test samples.
   auto runs_of = [&](const std::string& population, const std::string& backbone,
                      const std::string& label) {
-    std::vector<std::vector<float>> out;
-    for (uint64_t seed : cfg.seeds)
-      for (const ResultRecord& r : res.records)
-        if (r.population == population && r.backbone == backbone && r.variant == label &&
-            r.seed == seed)
-          out.push_back(r.result.test_predictions);
-    return out;
+    return predictions_by_seed(res.records, population, backbone, label, cfg.seeds);
   };
   for (VariantSummary& s : res.summary) {
     if (s.variant == "base") continue;

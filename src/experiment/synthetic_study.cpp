@@ -20,19 +20,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The runs of (population "liber", backbone, variant), by seed.
-std::vector<std::vector<float>> predictions(const ExperimentResult& r, const std::string& backbone,
-                                            const std::string& variant,
-                                            const std::vector<uint64_t>& seeds) {
-  std::vector<std::vector<float>> out;
-  for (uint64_t seed : seeds)
-    for (const ResultRecord& rec : r.records)
-      if (rec.population == "liber" && rec.backbone == backbone && rec.variant == variant &&
-          rec.seed == seed)
-        out.push_back(rec.result.test_predictions);
-  return out;
-}
-
 // The leaky table: each partition's text states the like rate of the user's next 50
 // behaviors after it closed. One vector per distinct text.
 InterestTable leaky_table(const InterestTable& content, const BehaviorLog& log, LlmEngine& encoder) {
@@ -161,13 +148,9 @@ SyntheticStudyResult run_synthetic_study(const SyntheticStudyConfig& cfg, LlmEng
   }
   res.extra = summarize_results(extra);
   for (VariantSummary& s : res.extra) {
-    std::vector<std::vector<float>> runs;
-    for (uint64_t seed : ec.seeds)
-      for (const ResultRecord& r : extra)
-        if (r.backbone == s.backbone && r.variant == s.variant && r.seed == seed)
-          runs.push_back(r.result.test_predictions);
-    s.vs_base = paired_bootstrap_auc(pop.test.labels, pop.test.users, runs,
-                                     predictions(ex, s.backbone, "base", ec.seeds),
+    s.vs_base = paired_bootstrap_auc(pop.test.labels, pop.test.users,
+                                     predictions_by_seed(extra, "liber", s.backbone, s.variant, ec.seeds),
+                                     predictions_by_seed(ex.records, "liber", s.backbone, "base", ec.seeds),
                                      ec.bootstrap_resamples, 20261202);
     for (const VariantSummary& b : ex.summary)
       if (b.population == "liber" && b.backbone == s.backbone && b.variant == "base" && b.auc_mean > 0)
