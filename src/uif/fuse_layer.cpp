@@ -2,6 +2,7 @@
 #include "liber/uif/fuse_layer.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -140,44 +141,58 @@ struct PartitionKernels {
   }
 };
 
-class PartitionAttention : public torch::autograd::Function<PartitionAttention> {
+// The whole attention path as one autograd node: libtorch ran it as ~150 small operations
+// a step (unique, scatter, cat, addmm, their backward nodes; bench/fuse_bench), each a few
+// microseconds of dispatch on a 1,024-sample batch. Here the linear maps are a handful of
+// GEMMs on the batch's distinct rows and everything else is PartitionKernels.
+//   inputs [U, r]: the frozen table rows the batch shows (no gradient)
+//   input (weight [h, r], bias [h]) -> a = relu(.) [U, h]; slot [M, h]
+//   query | key | value (weights [h, h], biases [h]) of x = a[row] + slot[i]
+//   local [B, M] (index into inputs, -1 = empty), tq [B, h] -> pooled [B, h]
+class PartitionFuse : public torch::autograd::Function<PartitionFuse> {
  public:
-  // per_row [P, 4h] and per_slot [M, 4h] (x | query | key | value), rows [B, M] int64
-  // (-1 = empty), tq [B, h] (the target query) -> pooled [B, h]; 0 without a visible slot.
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& per_row,
-                               const torch::Tensor& per_slot, const torch::Tensor& rows,
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& inputs,
+                               const torch::Tensor& w_in, const torch::Tensor& b_in,
+                               const torch::Tensor& slot, const torch::Tensor& wq,
+                               const torch::Tensor& wk, const torch::Tensor& wv,
+                               const torch::Tensor& bq, const torch::Tensor& bk,
+                               const torch::Tensor& bv, const torch::Tensor& local,
                                const torch::Tensor& tq) {
-    const torch::Tensor pr = per_row.contiguous(), ps = per_slot.contiguous();
-    const torch::Tensor rc = rows.contiguous(), tc = tq.contiguous();
-    const int64_t b = rc.size(0), m = rc.size(1), h = pr.size(1) / 4;
-    const PartitionKernels k = kernels(pr, ps, rc);
-    torch::Tensor probs = torch::empty({b, m, m}, pr.options());
-    torch::Tensor y = torch::empty({b, m, h}, pr.options());
-    torch::Tensor w = torch::empty({b, m}, pr.options());
-    torch::Tensor pooled = torch::zeros({b, h}, pr.options());
-    const float* tp = tc.data_ptr<float>();
+    const torch::Tensor w_qkv = at::cat({wq, wk, wv});  // [3h, h]
+    const torch::Tensor a = at::relu(at::addmm(b_in, inputs, w_in.t()));                    // [U, h]
+    const torch::Tensor per_row = at::cat({a, at::addmm(at::cat({bq, bk, bv}), a, w_qkv.t())}, 1);  // [U, 4h]
+    const torch::Tensor per_slot = at::cat({slot, at::mm(slot, w_qkv.t())}, 1);                   // [M, 4h]
+    const torch::Tensor rows = local.contiguous(), t = tq.contiguous();
+    const int64_t b = rows.size(0), m = rows.size(1), h = a.size(1);
+    const PartitionKernels k = kernels(per_row, per_slot, rows);
+    torch::Tensor probs = torch::empty({b, m, m}, a.options());
+    torch::Tensor y = torch::empty({b, m, h}, a.options());
+    torch::Tensor w = torch::empty({b, m}, a.options());
+    torch::Tensor pooled = torch::zeros({b, h}, a.options());
+    const float* tp = t.data_ptr<float>();
     float *pp = probs.data_ptr<float>(), *yp = y.data_ptr<float>(), *wp = w.data_ptr<float>();
     float* op = pooled.data_ptr<float>();
     at::parallel_for(0, b, 16, [&](int64_t begin, int64_t end) {
       ctr::dispatch_width(h, [&]<int64_t H>() { k.forward<H>(tp, pp, yp, wp, op, begin, end); });
     });
-    ctx->save_for_backward({pr, ps, rc, tc, probs, y, w});
+    ctx->save_for_backward({inputs, a, w_qkv, slot, per_row, per_slot, rows, t, probs, y, w});
     return pooled;
   }
 
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
                                                torch::autograd::tensor_list grads) {
     const auto saved = ctx->get_saved_variables();
-    const torch::Tensor &pr = saved[0], &ps = saved[1], &rows = saved[2], &tq = saved[3];
-    const torch::Tensor &probs = saved[4], &y = saved[5], &w = saved[6];
+    const torch::Tensor &inputs = saved[0], &a = saved[1], &w_qkv = saved[2], &slot = saved[3];
+    const torch::Tensor &per_row = saved[4], &per_slot = saved[5], &rows = saved[6], &tq = saved[7];
+    const torch::Tensor &probs = saved[8], &y = saved[9], &w = saved[10];
     const torch::Tensor dpooled = grads[0].contiguous();
-    const int64_t b = rows.size(0), h = pr.size(1) / 4;
-    const PartitionKernels k = kernels(pr, ps, rows);
-    // Samples scatter into shared table rows: each task adds into its own copy of the
-    // gradients, summed after (one task, the usual case here, writes the result directly).
+    const int64_t b = rows.size(0), h = a.size(1);
+    const PartitionKernels k = kernels(per_row, per_slot, rows);
+    // Samples scatter into shared rows: each task adds into its own copy of the gradients,
+    // summed after (one task, the usual case here, writes the result directly).
     const int64_t tasks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), b / 64));
-    torch::Tensor grad_row = torch::zeros({tasks, pr.size(0), pr.size(1)}, pr.options());
-    torch::Tensor grad_slot = torch::zeros({tasks, ps.size(0), ps.size(1)}, ps.options());
+    torch::Tensor grad_row = torch::zeros({tasks, per_row.size(0), 4 * h}, a.options());
+    torch::Tensor grad_slot = torch::zeros({tasks, per_slot.size(0), 4 * h}, a.options());
     torch::Tensor grad_tq = torch::zeros_like(tq);
     const float *tp = tq.data_ptr<float>(), *pp = probs.data_ptr<float>();
     const float *yp = y.data_ptr<float>(), *wp = w.data_ptr<float>(), *dp = dpooled.data_ptr<float>();
@@ -186,12 +201,23 @@ class PartitionAttention : public torch::autograd::Function<PartitionAttention> 
     at::parallel_for(0, tasks, 1, [&](int64_t first, int64_t last) {
       for (int64_t t = first; t < last; ++t)
         ctr::dispatch_width(h, [&]<int64_t H>() {
-          k.backward<H>(tp, pp, yp, wp, dp, gr + t * pr.numel(), gs + t * ps.numel(), gt,
+          k.backward<H>(tp, pp, yp, wp, dp, gr + t * per_row.numel(), gs + t * per_slot.numel(), gt,
                         b * t / tasks, b * (t + 1) / tasks);
         });
     });
-    if (tasks == 1) return {grad_row[0], grad_slot[0], torch::Tensor(), grad_tq};
-    return {grad_row.sum(0), grad_slot.sum(0), torch::Tensor(), grad_tq};
+    const torch::Tensor g_row = tasks == 1 ? grad_row[0] : grad_row.sum(0);    // [U, 4h]
+    const torch::Tensor g_slot = tasks == 1 ? grad_slot[0] : grad_slot.sum(0);  // [M, 4h]
+    // Back through the linear maps: x | q | k | v = a | a W_qkv' + b_qkv, per row and per slot.
+    const torch::Tensor g_qkv = g_row.narrow(1, h, 3 * h), g_slot_qkv = g_slot.narrow(1, h, 3 * h);
+    const torch::Tensor dw_qkv = at::addmm(at::mm(g_qkv.t(), a), g_slot_qkv.t(), slot);  // [3h, h]
+    const torch::Tensor db_qkv = g_qkv.sum(0);
+    const torch::Tensor dslot = at::addmm(g_slot.narrow(1, 0, h), g_slot_qkv, w_qkv);
+    torch::Tensor da = at::addmm(g_row.narrow(1, 0, h), g_qkv, w_qkv);  // [U, h]
+    da.mul_(a.gt(0));                                                    // ReLU
+    const torch::Tensor dw_in = at::mm(da.t(), inputs), db_in = da.sum(0);
+    const auto dw = dw_qkv.split(h), db = db_qkv.split(h);
+    return {torch::Tensor(), dw_in, db_in, dslot, dw[0], dw[1], dw[2], db[0], db[1], db[2],
+            torch::Tensor(), grad_tq};
   }
 
  private:
@@ -202,6 +228,47 @@ class PartitionAttention : public torch::autograd::Function<PartitionAttention> 
             per_row.data_ptr<float>(), per_slot.data_ptr<float>(), rows.data_ptr<int64_t>()};
   }
 };
+
+// The distinct table rows a batch shows, in first-seen order: rows [B, M] (-1 = empty) ->
+// used [U], local [B, M] (index into used, -1 = empty), present [B, 1] (any visible slot).
+// Open addressing over twice the visible slots, so the cost is the batch's, not the
+// table's (torch::_unique cost 1.6 ms of a 15 ms fuse step).
+struct VisibleRows {
+  torch::Tensor used, local, present;
+};
+
+VisibleRows visible_rows(const torch::Tensor& rows) {
+  const torch::Tensor r = rows.contiguous();
+  const int64_t b = r.size(0), m = r.size(1);
+  const int64_t* rp = r.data_ptr<int64_t>();
+  std::size_t cap = 16;
+  while (cap < 2 * static_cast<std::size_t>(b * m)) cap <<= 1;
+  std::vector<int64_t> keys(cap, -1), index(cap);
+  std::vector<int64_t> used;
+  VisibleRows out{{}, torch::empty({b, m}, torch::kLong), torch::empty({b, 1}, torch::kBool)};
+  int64_t* lp = out.local.data_ptr<int64_t>();
+  bool* pp = out.present.data_ptr<bool>();
+  for (int64_t s = 0; s < b; ++s) {
+    bool any = false;
+    for (int64_t i = s * m; i < (s + 1) * m; ++i) {
+      const int64_t row = rp[i];
+      lp[i] = -1;
+      if (row < 0) continue;
+      any = true;
+      std::size_t h = static_cast<std::size_t>((static_cast<uint64_t>(row) * 0x9E3779B97F4A7C15ull) >> 32) & (cap - 1);
+      while (keys[h] != -1 && keys[h] != row) h = (h + 1) & (cap - 1);
+      if (keys[h] == -1) {
+        keys[h] = row;
+        index[h] = static_cast<int64_t>(used.size());
+        used.push_back(row);
+      }
+      lp[i] = index[h];
+    }
+    pp[s] = any;
+  }
+  out.used = torch::tensor(used, torch::kLong);
+  return out;
+}
 
 }  // namespace
 
@@ -357,25 +424,19 @@ torch::Tensor FuseLayerImpl::fuse(const torch::Tensor& rows, const torch::Tensor
                                   const torch::Tensor& items) {
   const int64_t b = rows.size(0);
   TORCH_CHECK(rows.dim() == 2 && rows.size(1) == slots_, "fuse layer: rows must be [B, slots]");
-  torch::Tensor mask = rows.ge(0);                                   // [B, M]
-  torch::Tensor maskf = mask.to(torch::kFloat).unsqueeze(-1);        // [B, M, 1]
-  torch::Tensor count = maskf.sum(1);                                // [B, 1]
   // A slot's input is x = relu(input(row)) + slot_embedding[slot]. Every linear map of x
   // splits into a per-row part and a per-slot part, so the maps run once per distinct table
   // row of the batch (U <= B x M, and independent of the table's size) and each slot gathers.
-  auto [used, inverse] = torch::_unique(rows.masked_select(mask), /*sorted=*/false,
-                                        /*return_inverse=*/true);
-  torch::Tensor local = torch::full_like(rows, -1).masked_scatter_(mask, inverse);  // [B, M] -> U
-  torch::Tensor a = torch::relu(input_(table.index_select(0, used)));  // [U, h]
+  const VisibleRows visible = visible_rows(rows);
+  torch::Tensor inputs;
+  {
+    torch::NoGradGuard frozen;  // the table is a buffer: nothing flows back into it
+    inputs = table.index_select(0, visible.used);  // [U, r]
+  }
   torch::Tensor pooled;
-  if (used.numel() == 0) {  // no sample of the batch has a visible partition
+  if (visible.used.numel() == 0) {  // no sample of the batch has a visible partition
     pooled = torch::zeros({b, interaction_ ? 2 * hidden_ : hidden_});
   } else if (attention_) {
-    // query | key | value as one product, per row (with bias) and per slot (without).
-    torch::Tensor weight = torch::cat({query_->weight, key_->weight, value_->weight});  // [3h, h]
-    torch::Tensor bias = torch::cat({query_->bias, key_->bias, value_->bias});
-    torch::Tensor per_row = torch::cat({a, torch::addmm(bias, a, weight.t())}, 1);          // [U, 4h]
-    torch::Tensor per_slot = torch::cat({slot_embedding_, slot_embedding_.mm(weight.t())}, 1);  // [M, 4h]
     // The target query in the hidden space: learned embedding, text vector, or both.
     torch::Tensor tq;
     if (item_query_) tq = target_(query);
@@ -385,19 +446,22 @@ torch::Tensor FuseLayerImpl::fuse(const torch::Tensor& rows, const torch::Tensor
       torch::Tensor text = text_target_(item_table.index_select(0, items.clamp_min(0))) * has;
       tq = tq.defined() ? tq + text : text;
     }
-    pooled = PartitionAttention::apply(per_row, per_slot, local, tq);  // [B, h]
+    pooled = PartitionFuse::apply(inputs, input_->weight, input_->bias, slot_embedding_,
+                                  query_->weight, key_->weight, value_->weight, query_->bias,
+                                  key_->bias, value_->bias, visible.local, tq);  // [B, h]
     if (interaction_) pooled = torch::cat({pooled, pooled * tq}, 1);
   } else {
-    torch::Tensor x = ctr::gather_rows(a, local.clamp_min(0).reshape(-1)).view({b, slots_, hidden_});
-    pooled = ((x + slot_embedding_) * maskf).sum(1) / count.clamp_min(1.0);
+    torch::Tensor a = torch::relu(input_(inputs));  // [U, h]
+    torch::Tensor x = ctr::gather_rows(a, visible.local.clamp_min(0).reshape(-1)).view({b, slots_, hidden_});
+    torch::Tensor maskf = visible.local.ge(0).to(torch::kFloat).unsqueeze(-1);  // [B, M, 1]
+    pooled = ((x + slot_embedding_) * maskf).sum(1) / maskf.sum(1).clamp_min(1.0);
   }
   if (similarity_) {
     TORCH_CHECK(items.defined() && items.size(0) == b, "fuse layer: similarity needs items");
     pooled = torch::cat({pooled, similarities(rows, items)}, 1);
   }
-  torch::Tensor out = output_(pooled);                                 // [B, fused]
-  torch::Tensor empty = count.eq(0).to(torch::kFloat);                 // [B, 1]
-  return out * (1 - empty) + no_history_.unsqueeze(0) * empty;
+  // A sample with no visible partition gets the learned no-history vector instead.
+  return torch::where(visible.present, output_(pooled), no_history_);  // [B, fused]
 }
 
 namespace {
