@@ -1,9 +1,10 @@
 // Training cost of the LIBER input (issue 5's speed goal: a backbone with LIBER trains at
 // >= 0.7x the samples/s of the backbone alone). Each case is one optimizer-free train step
 // (forward + backward) on a synthetic batch shaped like the ML-1M experiment's content arm:
-// 1,024 samples, 16 partition slots about half full, rows of two 384-d texts (liked | other)
-// reduced to 64 by PCA, 3,900 item text vectors; "attention" is the experiment's default
-// (target similarity on), "attention-nosim" without it, "mean" the ablation.
+// 1,024 samples, 16 partition slots filled as in ML-1M (mean 3.3 visible), rows of two 384-d
+// texts (liked | other) reduced to 64 by PCA, 3,900 item text vectors; "attention" is the
+// experiment's default (target similarity on), "attention-nosim" without it, "mean" the
+// ablation, "attention-dense" the default on 0..16 visible partitions (mean 8).
 //
 //   build/fuse_bench                                   # all cases
 //   build/fuse_bench --benchmark_filter=Backbone/deepfm
@@ -39,6 +40,9 @@ liber::uif::FuseTable fuse_table() {
           static_cast<int>(kTexts)};
 }
 
+// "<fusion>-dense": the same layer on the dense partition mix (partition_rows).
+bool dense(const std::string& fusion) { return fusion.ends_with("-dense"); }
+
 liber::FuseConfig fuse_config(const std::string& fusion) {
   liber::FuseConfig c;
   c.slots = static_cast<int>(kSlots);
@@ -47,13 +51,21 @@ liber::FuseConfig fuse_config(const std::string& fusion) {
   return c;
 }
 
-// Right-aligned visible partitions, 0..16 per sample (mean ~ 8); with `target`, the target
-// item's text row as a last column (the similarity's input).
-torch::Tensor partition_rows(bool target = false) {
+// Share of ML-1M training samples (users 1-2999, K = 50, one partition per 50 behaviors)
+// by how many closed partitions they see, 0..16 (16 = 16 or more): mean 3.3, 27.5% none.
+constexpr double kMl1mVisible[kSlots + 1] = {0.275, 0.173, 0.121, 0.089, 0.068, 0.053,
+                                             0.042, 0.035, 0.028, 0.023, 0.018, 0.014,
+                                             0.012, 0.010, 0.008, 0.006, 0.024};
+
+// Right-aligned visible partitions per sample, drawn as in ML-1M ("ml1m") or uniform on
+// 0..16 ("dense", mean 8: users with long histories); with `target`, the target item's text
+// row as a last column (the similarity's input).
+torch::Tensor partition_rows(bool target, bool dense) {
   std::mt19937_64 rng(11);
+  std::discrete_distribution<int64_t> ml1m(std::begin(kMl1mVisible), std::end(kMl1mVisible));
   std::vector<int64_t> rows(static_cast<std::size_t>(kBatch * kSlots), -1);
   for (int64_t s = 0; s < kBatch; ++s) {
-    const int64_t visible = static_cast<int64_t>(rng() % (kSlots + 1));
+    const int64_t visible = dense ? static_cast<int64_t>(rng() % (kSlots + 1)) : ml1m(rng);
     for (int64_t j = kSlots - visible; j < kSlots; ++j)
       rows[static_cast<std::size_t>(s * kSlots + j)] = static_cast<int64_t>(rng() % kRows);
   }
@@ -66,7 +78,7 @@ void FuseLayerStep(benchmark::State& state, const std::string& fusion) {
   liber::set_compute_threads(kThreads);
   torch::manual_seed(1);
   liber::uif::FuseLayer fuse(fuse_table(), fuse_config(fusion), 16);
-  const torch::Tensor side = partition_rows(true);
+  const torch::Tensor side = partition_rows(true, dense(fusion));
   const torch::Tensor rows = side.narrow(1, 0, kSlots), items = side.select(1, kSlots);
   const torch::Tensor query = torch::randn({kBatch, 16}, torch::requires_grad());
   const torch::Tensor weight = torch::randn({kBatch, fuse->output_dim()});
@@ -89,7 +101,7 @@ liber::FeatureSchema schema(const std::string& fusion) {
   return s;
 }
 
-liber::ctr::Batch batch_for(const liber::FeatureSchema& s) {
+liber::ctr::Batch batch_for(const liber::FeatureSchema& s, bool dense_rows) {
   torch::manual_seed(3);
   liber::ctr::Batch b;
   std::vector<torch::Tensor> cols;
@@ -98,7 +110,7 @@ liber::ctr::Batch batch_for(const liber::FeatureSchema& s) {
   cols.clear();
   for (const auto& f : s.sequences) cols.push_back(torch::randint(0, f.vocab, {kBatch, f.length}, torch::kLong));
   b.sequences = torch::cat(cols, 1);
-  if (s.side.enabled()) b.side = partition_rows(s.side.width > kSlots);
+  if (s.side.enabled()) b.side = partition_rows(s.side.width > kSlots, dense_rows);
   return b;
 }
 
@@ -109,7 +121,7 @@ void BackboneStep(benchmark::State& state, const std::string& backbone, const st
   config.backbone = backbone;
   const liber::FeatureSchema s = schema(fusion);
   auto model = liber::ctr::make_backbone(s, config);
-  const liber::ctr::Batch batch = batch_for(s);
+  const liber::ctr::Batch batch = batch_for(s, dense(fusion));
   const torch::Tensor labels = torch::randint(0, 2, {kBatch}).to(torch::kFloat);
   for (auto _ : state) {
     model->zero_grad();
@@ -119,12 +131,12 @@ void BackboneStep(benchmark::State& state, const std::string& backbone, const st
 }
 
 void register_all() {
-  for (const char* fusion : {"attention", "attention-nosim", "mean"})
+  for (const char* fusion : {"attention", "attention-nosim", "mean", "attention-dense"})
     benchmark::RegisterBenchmark((std::string("FuseLayer/") + fusion).c_str(),
                                  [f = std::string(fusion)](benchmark::State& st) { FuseLayerStep(st, f); })
         ->Unit(benchmark::kMillisecond);
   for (const std::string& backbone : liber::backbone_names())
-    for (const char* fusion : {"", "attention", "attention-nosim", "mean"})
+    for (const char* fusion : {"", "attention", "attention-nosim", "mean", "attention-dense"})
       benchmark::RegisterBenchmark(
           ("Backbone/" + backbone + "/" + (*fusion ? fusion : "none")).c_str(),
           [backbone, f = std::string(fusion)](benchmark::State& st) { BackboneStep(st, backbone, f); })
