@@ -141,9 +141,9 @@ struct PartitionKernels {
   }
 };
 
-// The whole attention path as one autograd node: libtorch ran it as ~150 small operations
-// a step (unique, scatter, cat, addmm, their backward nodes; bench/fuse_bench), each a few
-// microseconds of dispatch on a 1,024-sample batch. Here the linear maps are a handful of
+// The whole attention path as one autograd node: as libtorch ops it was a dozen small
+// operations and their backward nodes a step (cat, addmm, relu, ...; bench/fuse_bench), each
+// a few microseconds of dispatch on a 1,024-sample batch. Here the linear maps are a handful of
 // GEMMs on the batch's distinct rows and everything else is PartitionKernels.
 //   inputs [U, r]: the frozen table rows the batch shows (no gradient)
 //   input (weight [h, r], bias [h]) -> a = relu(.) [U, h]; slot [M, h]
@@ -175,24 +175,26 @@ class PartitionFuse : public torch::autograd::Function<PartitionFuse> {
     at::parallel_for(0, b, 16, [&](int64_t begin, int64_t end) {
       ctr::dispatch_width(h, [&]<int64_t H>() { k.forward<H>(tp, pp, yp, wp, op, begin, end); });
     });
-    ctx->save_for_backward({inputs, a, w_qkv, slot, per_row, per_slot, rows, t, probs, y, w});
+    ctx->save_for_backward({inputs, w_qkv, per_row, per_slot, rows, t, probs, y, w});
     return pooled;
   }
 
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
                                                torch::autograd::tensor_list grads) {
     const auto saved = ctx->get_saved_variables();
-    const torch::Tensor &inputs = saved[0], &a = saved[1], &w_qkv = saved[2], &slot = saved[3];
-    const torch::Tensor &per_row = saved[4], &per_slot = saved[5], &rows = saved[6], &tq = saved[7];
-    const torch::Tensor &probs = saved[8], &y = saved[9], &w = saved[10];
+    const torch::Tensor &inputs = saved[0], &w_qkv = saved[1], &per_row = saved[2];
+    const torch::Tensor &per_slot = saved[3], &rows = saved[4], &tq = saved[5];
+    const torch::Tensor &probs = saved[6], &y = saved[7], &w = saved[8];
     const torch::Tensor dpooled = grads[0].contiguous();
-    const int64_t b = rows.size(0), h = a.size(1);
+    const int64_t b = rows.size(0), h = w_qkv.size(1);
+    // a and the slot embedding are the x parts of per_row and per_slot.
+    const torch::Tensor a = per_row.narrow(1, 0, h), slot = per_slot.narrow(1, 0, h);
     const PartitionKernels k = kernels(per_row, per_slot, rows);
     // Samples scatter into shared rows: each task adds into its own copy of the gradients,
     // summed after (one task, the usual case here, writes the result directly).
     const int64_t tasks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), b / 64));
-    torch::Tensor grad_row = torch::zeros({tasks, per_row.size(0), 4 * h}, a.options());
-    torch::Tensor grad_slot = torch::zeros({tasks, per_slot.size(0), 4 * h}, a.options());
+    torch::Tensor grad_row = torch::zeros({tasks, per_row.size(0), 4 * h}, per_row.options());
+    torch::Tensor grad_slot = torch::zeros({tasks, per_slot.size(0), 4 * h}, per_slot.options());
     torch::Tensor grad_tq = torch::zeros_like(tq);
     const float *tp = tq.data_ptr<float>(), *pp = probs.data_ptr<float>();
     const float *yp = y.data_ptr<float>(), *wp = w.data_ptr<float>(), *dp = dpooled.data_ptr<float>();
