@@ -437,7 +437,7 @@ int run(const Args& args) {
     ok = cost.partitions_ok;
 
     // 3. The same prompts, re-rendered from the records (previous summary, drops).
-    const PromptTemplate& tmpl = builtin_interest_template();
+    const PromptTemplate tmpl = builtin_interest_template().for_domain(log.domain);
     std::size_t hash_mismatch = 0;
     std::map<std::string, std::vector<InterestRecord>> by_user;
     for_each_interest(*store, "", [&](const InterestRecord& r) { by_user[r.user].push_back(r); });

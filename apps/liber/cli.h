@@ -22,6 +22,7 @@ struct DataOptions {
   std::string dataset = "ml-1m";
   std::string data_dir;
   std::string events, items, users;  // generic format
+  std::string item_noun, category;    // generic: the domain's nouns (GenericPaths)
   bool skip_bad_lines = false;
   std::size_t max_users = 0;
   int history_length = 10;

@@ -14,6 +14,12 @@ void DataOptions::add_to(CLI::App& app) {
   app.add_option("--events", events, "generic: events file (.csv or .jsonl)");
   app.add_option("--items", items, "generic: item catalog (.csv or .jsonl)");
   app.add_option("--users", users, "generic: optional user table (.csv or .jsonl)");
+  app.add_option("--item-noun", item_noun,
+                 "generic: what an item is, for prompts: song, or song,songs (default: item)");
+  app.add_option("--category", category,
+                 "generic: the item attribute that says what kind of item it is, for prompts, "
+                 "the verifier and the shift rule (default: genres, else the first multi-valued "
+                 "attribute)");
   app.add_flag("--skip-bad-lines", skip_bad_lines,
                "skip malformed lines (counted and reported) instead of stopping");
   app.add_option("--max-users", max_users, "keep only the first N users (0 = all)");
@@ -21,7 +27,8 @@ void DataOptions::add_to(CLI::App& app) {
 }
 
 void StoreOnly::add_to(CLI::App& app) {
-  for (const char* flag : {"--data-dir", "--dataset", "--events", "--items", "--users", "--max-users"})
+  for (const char* flag : {"--data-dir", "--dataset", "--events", "--items", "--users", "--max-users",
+                           "--item-noun", "--category"})
     app.add_option_function<std::string>(
            flag, [this, flag](const std::string&) { given.emplace_back(flag); }, "")
         ->group("");  // hidden: only here to be refused clearly
@@ -47,8 +54,13 @@ BehaviorLog DataOptions::load() const {
   if (dataset == "generic") {
     if (events.empty() || items.empty())
       throw Error(ErrorKind::Config, "--dataset generic needs --events and --items");
-    log = read_generic({events, items, users, "generic"}, opt);
+    log = read_generic({events, items, users, "generic", item_noun, category}, opt);
   } else {
+    if (!item_noun.empty() || !category.empty())
+      throw Error(ErrorKind::Config,
+                  fmt::format("--item-noun and --category name a generic dataset's nouns; {} "
+                              "has its own",
+                              dataset));
     log = load_dataset(dataset, locate_dataset(dataset, data_dir), opt);
   }
   const ReadReport& r = log.report;

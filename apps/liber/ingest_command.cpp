@@ -24,7 +24,7 @@ struct IngestFlags {
   bool shift = false;
   std::size_t shift_window = 20;
   double shift_threshold = 0.35;
-  std::string shift_attribute = "genres";
+  std::string shift_attribute;  // empty: the domain's category
   std::size_t max_size = 200;
   double lateness_s = 0;
   std::size_t batch_events = 4096;
@@ -69,8 +69,9 @@ void add_ingest_command(CLI::App& app) {
   cmd->add_option("--shift-window", f->shift_window, "shift rule window W")->capture_default_str();
   cmd->add_option("--shift-threshold", f->shift_threshold,
                   "shift rule Jensen-Shannon threshold (base 2)")->capture_default_str();
-  cmd->add_option("--shift-attribute", f->shift_attribute, "item attribute the shift rule uses")
-      ->capture_default_str();
+  cmd->add_option("--shift-attribute", f->shift_attribute,
+                  "item attribute the shift rule uses (default: the domain's category, genres "
+                  "on MovieLens)");
   cmd->add_option("--rule-max", f->max_size, "always close at this many events")
       ->capture_default_str();
   cmd->add_option("--lateness", f->lateness_s,
@@ -89,10 +90,10 @@ void add_ingest_command(CLI::App& app) {
     rule.shift = f->shift;
     rule.shift_window = f->shift_window;
     rule.shift_threshold = f->shift_threshold;
-    rule.shift_attribute = f->shift_attribute;
     rule.max_size = f->max_size;
     rule.lateness = static_cast<int64_t>(f->lateness_s);
     BehaviorLog log = f->data.load();
+    rule.shift_attribute = f->shift_attribute.empty() ? log.domain.category : f->shift_attribute;
     std::fprintf(stderr, "liber: ingest %s into %s (rule: %s)\n", log.description.c_str(),
                  f->store.c_str(), rule.describe().c_str());
     IngestOptions opt;

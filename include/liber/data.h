@@ -99,9 +99,36 @@ struct ReadReport {
   static constexpr std::size_t kMaxMessages = 20;
 };
 
+// The domain's nouns, so that prompts, the verifier and reports speak of a user's songs or
+// products as they speak of MovieLens's movies. MovieLens readers set the movie wording;
+// the generic reader takes them from --item-noun / --category (DomainNouns below).
+struct Domain {
+  std::string item = "item";    // one item: "movie", "song"
+  std::string items = "items";  // plural
+  // Other words a text may use for one item ("film"): the verifier's plot check.
+  std::vector<std::string> item_synonyms;
+  // The item attribute that says what kind of item it is ("genres"): the prompt's profile,
+  // the verifier's genre checks and the shift rule's default. Empty: the catalog has none.
+  std::string category;
+  std::string rating_unit = "points";  // "5 stars: ..." in prompts; singular drops the "s"
+  // What the prompt asks the model to weigh ({category}: the category noun). Empty: the
+  // category (when there is one), themes, mood, era, quality.
+  std::string facets;
+
+  // "genres" -> "genre"; "categories" -> "category"; "brand" -> "brand".
+  std::string category_singular() const;
+  // "genres" -> "genres"; "brand" -> "brands".
+  std::string category_plural() const;
+};
+Domain movie_domain();  // movie / movies / film, "genres", stars, the MovieLens facets
+// The generic reader's choice when none is given: "genres" if the catalog has it, else its
+// first multi-valued attribute, else its first attribute, else none.
+std::string default_category(const ItemCatalog& items);
+
 struct BehaviorLog {
   std::string name;         // "ml-1m", "ml-100k", or the generic dataset's name
   std::string description;  // where it came from, shown beside every result
+  Domain domain;
   ItemCatalog items;
   UserTable users;
   std::vector<Event> events;  // file order; builders sort as they need
@@ -129,6 +156,10 @@ struct GenericPaths {
   std::filesystem::path items;
   std::filesystem::path users;  // empty = none
   std::string name = "custom";
+  // The domain's nouns: "song" or "song,songs" (plural = noun + "s" when not given), and
+  // the category attribute (must be an item attribute). Empty: "item", default_category.
+  std::string item_noun;
+  std::string category;
 };
 BehaviorLog read_generic(const GenericPaths& paths, const ReadOptions& opt = {});
 

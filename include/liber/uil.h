@@ -60,37 +60,48 @@
 namespace liber {
 
 // ---- Templates -------------------------------------------------------------------------
-// JSON: {"version": "uil_v3", "system": "...", "user": "...", "behavior": "..."}.
-// Placeholders in `user`:
+// JSON: {"version": "uil_v4", "system": "...", "user": "...", "behavior": "...",
+// "rating_unit": "..."}.
+// Domain placeholders, anywhere (filled once per dataset by for_domain from the store's
+// Domain): {item} {items} {category} {categories} {Categories} {rating_unit} {facets}.
+// Placeholders in `user`, filled per prompt:
 //   interest template: {user} {previous} {count} {like_threshold}, and the behaviors as
 //                      {behaviors} (one line each, see `behavior`), {behaviors_by_rating}
-//                      and/or {genre_profile} (see render_behaviors_by_rating)
-//   item template:     {title} {genres} {year}
+//                      and/or {category_profile} (= {genre_profile}; see
+//                      render_behaviors_by_rating, render_genre_profile)
+//   item template:     {title} {genres} (the item's category values) {year}
 // `behavior` (optional) is the line of one behavior in {behaviors}: {title} (with " (year)"
 // unless the title holds it), {genres}, {year}, {rating}, {liked}. Absent: uil_v1's line
-// "- Title | Genres | 1996 | rated 4 (liked)".
-// uil_v3 (built in) uses the grouped forms: about 11 prompt tokens per ML-1M behavior
+// "- Title | Genres | 1996 | rated 4 (liked)". `rating_unit` (optional) is the unit of the
+// grouped ratings ("5 stars: ..."); absent: stars.
+// uil_v4 (built in) is uil_v3 with the domain's nouns: on MovieLens it renders uil_v3's
+// text word for word. Both use the grouped forms: about 11 prompt tokens per ML-1M behavior
 // against uil_v2's 20 (one line per behavior), the bulk of the UIL stage's cost.
 struct PromptTemplate {
   std::string version;
   std::string system;
   std::string user;
   std::string behavior;
+  std::string rating_unit;
 
-  // 16 hex digits of FNV-1a 64 over version, system, user (and behavior) text.
+  // 16 hex digits of FNV-1a 64 over version, system, user (and behavior, rating_unit) text.
   std::string hash() const;
   std::string to_json() const;
   // Throws Error(Config) when a field is missing.
   static PromptTemplate from_json(std::string_view json, std::string_view where = "template");
+  // This template with the domain's nouns in place (same version; the hash is the
+  // instance's, so one template on two domains makes two variants). A domain without a
+  // category loses the profile line. A template without domain placeholders is unchanged.
+  PromptTemplate for_domain(const Domain& domain) const;
 };
-const PromptTemplate& builtin_interest_template();  // "uil_v3"
-const PromptTemplate& builtin_item_template();      // "item_v1"
+const PromptTemplate& builtin_interest_template();  // "uil_v4"
+const PromptTemplate& builtin_item_template();      // "item_v2"
 PromptTemplate load_template(const std::filesystem::path& file);
 
 // ---- Rendering -------------------------------------------------------------------------
 struct BehaviorText {
   std::string title;
-  std::string genres;  // "Action, Comedy"
+  std::string genres;  // the domain's category values: "Action, Comedy"
   int year = 0;
   float rating = NAN;
   int8_t label = -1;
@@ -111,7 +122,7 @@ std::string render_behaviors(std::span<const BehaviorText> behaviors, float like
 // year: "5 stars: Heat (1995); Fargo (1996)\n3 stars: ...". Unrated (click) behaviors
 // group as "liked: ..." / "not liked: ...". One rating per group instead of one per line.
 std::string render_behaviors_by_rating(std::span<const BehaviorText> behaviors,
-                                       float like_threshold);
+                                       float like_threshold, std::string_view rating_unit = "stars");
 // The partition's genres by number of movies, with their mean rating, at most `top`:
 // "Drama 20 (4.1), Comedy 12 (3.2)". Counted in code so a small model need not count.
 std::string render_genre_profile(std::span<const BehaviorText> behaviors, std::size_t top = 6);
@@ -169,9 +180,10 @@ std::optional<InterestOutput> parse_interest_output(std::string_view text, std::
 //   title-absent         a catalog title (2+ words) neither in the partition nor the previous
 //                        summary
 //   off-subject          no word of taste (likes, enjoys, prefers, fan, rated, ...), or it
-//                        opens "The movie ..." / "The film ...": a plot, not interests
+//                        opens "The movie ..." / "This film ..." (the domain's item nouns):
+//                        a plot, not interests
 //   ungrounded           names no genre (or its plural) and no title of the partition (only
-//                        where the catalog has genres)
+//                        where the domain has a category; "genre" = its values throughout)
 struct Verdict {
   bool verified = false;
   std::vector<std::string> reasons;  // empty when verified
@@ -191,6 +203,7 @@ class InterestVerifier {
   float like_threshold_;
   std::unordered_set<std::string> instruction_triples_;
   std::vector<std::string> titles_, genres_;
+  std::vector<std::string> plot_openers_;  // " the movie ", " this film ": the domain's nouns
 };
 
 // ---- Variants --------------------------------------------------------------------------

@@ -582,6 +582,31 @@ void read_events(const fs::path& path, BehaviorLog& log, const ReadOptions& opt,
                             log.report.unknown_item_events));
 }
 
+// The nouns the caller named, else "item" and default_category. A category that is no item
+// attribute is a user error: prompts and the verifier would profile nothing.
+Domain generic_domain(const GenericPaths& paths, const ItemCatalog& items) {
+  Domain d;
+  if (!paths.item_noun.empty()) {
+    const std::size_t comma = paths.item_noun.find(',');
+    d.item = paths.item_noun.substr(0, comma);
+    d.items = comma == std::string::npos ? d.item + "s" : paths.item_noun.substr(comma + 1);
+    if (d.item.empty() || d.items.empty())
+      throw Error(ErrorKind::Config,
+                  fmt::format("item noun '{}': give a noun, or the singular and plural as "
+                              "'song,songs'",
+                              paths.item_noun));
+  }
+  d.category = paths.category.empty() ? default_category(items) : paths.category;
+  if (!d.category.empty() && !items.attribute(d.category)) {
+    std::string names;
+    for (const Attribute& a : items.attributes) names += (names.empty() ? "" : ", ") + a.name;
+    throw Error(ErrorKind::Config,
+                fmt::format("category '{}' is not a column of the item catalog {} (its attributes: {})",
+                            d.category, paths.items.string(), names.empty() ? "none" : names));
+  }
+  return d;
+}
+
 }  // namespace
 
 BehaviorLog read_generic(const GenericPaths& paths, const ReadOptions& opt) {
@@ -595,6 +620,7 @@ BehaviorLog read_generic(const GenericPaths& paths, const ReadOptions& opt) {
   const bool user_table = !paths.users.empty();
   if (user_table) read_users(paths.users, log.users, opt, log.report);
   read_events(paths.events, log, opt, user_table);
+  log.domain = generic_domain(paths, log.items);
   log.description = fmt::format(
       "{} ({}): {} events, {} users, {} items", log.name, paths.events.filename().string(),
       data::with_commas(log.events.size()), data::with_commas(data::distinct_users(log)),

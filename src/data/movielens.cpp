@@ -410,6 +410,7 @@ BehaviorLog read_movielens_1m(const fs::path& dir, const ReadOptions& opt) {
   check_dir(dir, "MovieLens-1M");
   BehaviorLog log;
   log.name = "ml-1m";
+  log.domain = movie_domain();
   const fs::path ratings = ml1m_ratings_file(dir);
   read_ml1m_movies(dir / "movies.dat", log.items, opt, log.report);
   read_users(dir / "users.dat", kMl1mUsers, log.users, opt, log.report);
@@ -424,6 +425,7 @@ BehaviorLog read_movielens_100k(const fs::path& dir, const ReadOptions& opt) {
   check_dir(dir, "MovieLens-100K");
   BehaviorLog log;
   log.name = "ml-100k";
+  log.domain = movie_domain();
   const std::vector<std::string> genre_names =
       read_ml100k_genres(dir / "u.genre", opt, log.report);
   read_ml100k_items(dir / "u.item", genre_names, log.items, opt, log.report);

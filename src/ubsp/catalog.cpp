@@ -74,6 +74,31 @@ void push_empty_row(std::vector<Attribute>& attributes) {
   for (Attribute& a : attributes) a.offsets.push_back(static_cast<uint32_t>(a.codes.size()));
 }
 
+json domain_json(const Domain& d) {
+  return {{"item", d.item},         {"items", d.items},
+          {"item_synonyms", d.item_synonyms}, {"category", d.category},
+          {"rating_unit", d.rating_unit},     {"facets", d.facets}};
+}
+
+Domain domain_from_json(const json& j) {
+  Domain d;
+  d.item = j.at("item").get<std::string>();
+  d.items = j.at("items").get<std::string>();
+  d.item_synonyms = j.at("item_synonyms").get<std::vector<std::string>>();
+  d.category = j.at("category").get<std::string>();
+  d.rating_unit = j.at("rating_unit").get<std::string>();
+  d.facets = j.at("facets").get<std::string>();
+  return d;
+}
+
+// A catalog stored before the domain was: what its reader would choose now.
+Domain domain_before_nouns(const BehaviorLog& log) {
+  if (log.name == "ml-1m" || log.name == "ml-100k") return movie_domain();
+  Domain d;
+  d.category = default_category(log.items);
+  return d;
+}
+
 }  // namespace
 
 void store_catalog(Store& store, const BehaviorLog& log) {
@@ -81,6 +106,7 @@ void store_catalog(Store& store, const BehaviorLog& log) {
                      {"name", log.name},
                      {"description", log.description},
                      {"like_threshold", log.like_threshold},
+                     {"domain", domain_json(log.domain)},
                      {"items", {{"rows", log.items.size()}, {"attributes", attributes_json(log.items.attributes)}}},
                      {"users", {{"rows", log.users.size()}, {"attributes", attributes_json(log.users.attributes)}}}};
   auto batch = store.new_batch();
@@ -130,6 +156,8 @@ BehaviorLog load_behavior_log(Store& store, bool with_events) {
     log.like_threshold = meta.at("like_threshold").get<float>();
     log.items.attributes = attributes_from_json(meta.at("items").at("attributes"));
     log.users.attributes = attributes_from_json(meta.at("users").at("attributes"));
+    log.domain = meta.contains("domain") ? domain_from_json(meta.at("domain"))
+                                         : domain_before_nouns(log);
   } catch (const json::exception& e) {
     throw Error(ErrorKind::Internal,
                 fmt::format("corrupt catalog in the store at {}: {}", store.path().string(), e.what()));

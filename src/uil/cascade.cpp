@@ -324,8 +324,11 @@ class CascadeSource final : public RequestSource {
 CostReport learn_interests(Store& store, LlmEngine& engine, const LearnOptions& opt) {
   const auto t0 = Clock::now();
   const BehaviorLog log = load_behavior_log(store, /*with_events=*/false);  // catalog and users
-  const PromptTemplate& tmpl = opt.interest_template ? *opt.interest_template : builtin_interest_template();
-  const PromptTemplate& item_tmpl = opt.item_template ? *opt.item_template : builtin_item_template();
+  // The templates with this dataset's nouns: what the records' hashes and the verifier see.
+  const PromptTemplate tmpl =
+      (opt.interest_template ? *opt.interest_template : builtin_interest_template()).for_domain(log.domain);
+  const PromptTemplate item_tmpl =
+      (opt.item_template ? *opt.item_template : builtin_item_template()).for_domain(log.domain);
   if (opt.max_tokens < 8) throw Error(ErrorKind::Config, "max_tokens must be at least 8");
   if (opt.max_tokens >= engine.context_length())
     throw Error(ErrorKind::Config,

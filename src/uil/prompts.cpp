@@ -21,17 +21,18 @@ namespace {
 
 using nlohmann::json;
 
-// Verbatim copies of configs/prompts/uil_v3.json and item_v1.json (a test checks they match).
+// Verbatim copies of configs/prompts/uil_v4.json and item_v2.json (a test checks they match).
 constexpr const char* kInterestTemplateJson = R"json({
-  "version": "uil_v3",
-  "system": "You are an expert in movie recommendation. You get a user's profile, the summary of the user's interests written from their earlier ratings (or \"none\"), and the user's next movie ratings.\nTask:\n1. Analyse the user's preferences along these factors: genre, director and actors, era and country, themes, mood, critical acclaim.\n2. Write a concise interest summary (one to three sentences) that updates the previous summary with the new ratings.\n3. Describe in one sentence how the interests shifted compared with the previous summary (if it is none, describe the starting interests; if nothing changed, say so).\nAnswer with one JSON object with exactly two string fields: \"summary\" (the updated interest summary, in your own words) and \"shift\" (the interest shift). Write real sentences about this user; never leave a field empty or use placeholders.",
-  "user": "User profile: {user}\nPrevious interest summary: {previous}\nNew ratings: {count} movies; {like_threshold} stars or more counts as liked.\nGenres (movies, mean rating): {genre_profile}\n{behaviors_by_rating}"
+  "version": "uil_v4",
+  "system": "You are an expert in {item} recommendation. You get a user's profile, the summary of the user's interests written from their earlier ratings (or \"none\"), and the user's next {item} ratings.\nTask:\n1. Analyse the user's preferences along these factors: {facets}.\n2. Write a concise interest summary (one to three sentences) that updates the previous summary with the new ratings.\n3. Describe in one sentence how the interests shifted compared with the previous summary (if it is none, describe the starting interests; if nothing changed, say so).\nAnswer with one JSON object with exactly two string fields: \"summary\" (the updated interest summary, in your own words) and \"shift\" (the interest shift). Write real sentences about this user; never leave a field empty or use placeholders.",
+  "user": "User profile: {user}\nPrevious interest summary: {previous}\nNew ratings: {count} {items}; {like_threshold} {rating_unit} or more counts as liked.\n{Categories} ({items}, mean rating): {category_profile}\n{behaviors_by_rating}",
+  "rating_unit": "{rating_unit}"
 }
 )json";
 constexpr const char* kItemTemplateJson = R"json({
-  "version": "item_v1",
-  "system": "You are a movie expert. Given a movie's title, genres and release year, write a short factual description in at most two sentences: what kind of film it is, its director or notable actors if you know them, its era and its themes. Do not invent facts you are unsure of.",
-  "user": "Title: {title}\nGenres: {genres}\nYear: {year}"
+  "version": "item_v2",
+  "system": "You are an expert on {items}. Given a {item}'s title, {categories} and year, write a short factual description in at most two sentences: what kind of {item} it is and what you know of its {facets}. Do not invent facts you are unsure of.",
+  "user": "Title: {title}\n{Categories}: {genres}\nYear: {year}"
 }
 )json";
 
@@ -88,7 +89,9 @@ std::string attr_value(const Attribute& a, uint32_t row) {
 // ---- Templates ------------------------------------------------------------------------
 
 std::string PromptTemplate::hash() const {
-  // uil_v1 has no `behavior`: its hash stays what it was before the field existed.
+  // Optional fields enter only when present: a template without them (uil_v1 has no
+  // `behavior`, uil_v1-v3 no `rating_unit`) hashes as it did before the field existed.
+  if (!rating_unit.empty()) return hex16(fnv1a_fields({version, system, user, behavior, rating_unit}));
   return hex16(behavior.empty() ? fnv1a_fields({version, system, user})
                                 : fnv1a_fields({version, system, user, behavior}));
 }
@@ -96,6 +99,7 @@ std::string PromptTemplate::hash() const {
 std::string PromptTemplate::to_json() const {
   json j{{"version", version}, {"system", system}, {"user", user}};
   if (!behavior.empty()) j["behavior"] = behavior;
+  if (!rating_unit.empty()) j["rating_unit"] = rating_unit;
   return j.dump(2);
 }
 
@@ -117,22 +121,70 @@ PromptTemplate PromptTemplate::from_json(std::string_view text, std::string_view
   t.version = j["version"].get<std::string>();
   t.system = j["system"].get<std::string>();
   t.user = j["user"].get<std::string>();
-  if (j.contains("behavior")) {
-    if (!j["behavior"].is_string() || j["behavior"].get<std::string>().empty())
+  for (auto [field, value] : {std::pair{"behavior", &t.behavior}, std::pair{"rating_unit", &t.rating_unit}}) {
+    if (!j.contains(field)) continue;
+    if (!j[field].is_string() || j[field].get<std::string>().empty())
       throw Error(ErrorKind::Config,
-                  fmt::format("{}: \"behavior\" must be a non-empty string when present", where));
-    t.behavior = j["behavior"].get<std::string>();
+                  fmt::format("{}: \"{}\" must be a non-empty string when present", where, field));
+    *value = j[field].get<std::string>();
   }
   return t;
 }
 
+namespace {
+
+std::string capitalised(std::string s) {
+  if (!s.empty()) s[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(s[0])));
+  return s;
+}
+
+// Without a category the profile line has nothing to show: it goes, with its line break.
+std::string drop_profile_line(std::string text) {
+  for (std::string_view p : {"{category_profile}", "{genre_profile}"}) {
+    const std::size_t at = text.find(p);
+    if (at == std::string::npos) continue;
+    const std::size_t b = text.rfind('\n', at);
+    const std::size_t e = text.find('\n', at);
+    const std::size_t from = b == std::string::npos ? 0 : b;
+    const std::size_t to = e == std::string::npos ? text.size() : (b == std::string::npos ? e + 1 : e);
+    text.erase(from, to - from);
+  }
+  return text;
+}
+
+}  // namespace
+
+PromptTemplate PromptTemplate::for_domain(const Domain& d) const {
+  const std::string category = d.category.empty() ? std::string("category") : d.category_singular();
+  const std::string categories = d.category.empty() ? std::string("categories") : d.category_plural();
+  const std::string facets = !d.facets.empty()     ? d.facets
+                             : d.category.empty() ? "themes, mood, era, quality"
+                                                  : "{category}, themes, mood, era, quality";
+  // Two passes: the facets may themselves name {category}.
+  auto fill = [&](const std::string& text) {
+    const std::string with_facets = substitute(text, {{"facets", facets}});
+    return substitute(with_facets, {{"item", d.item},
+                               {"items", d.items},
+                               {"category", category},
+                               {"categories", categories},
+                               {"Categories", capitalised(categories)},
+                               {"rating_unit", d.rating_unit}});
+  };
+  PromptTemplate t = *this;
+  t.system = fill(system);
+  t.user = fill(d.category.empty() ? drop_profile_line(user) : user);
+  t.behavior = fill(behavior);
+  t.rating_unit = fill(rating_unit);
+  return t;
+}
+
 const PromptTemplate& builtin_interest_template() {
-  static const PromptTemplate t = PromptTemplate::from_json(kInterestTemplateJson, "uil_v3");
+  static const PromptTemplate t = PromptTemplate::from_json(kInterestTemplateJson, "uil_v4");
   return t;
 }
 
 const PromptTemplate& builtin_item_template() {
-  static const PromptTemplate t = PromptTemplate::from_json(kItemTemplateJson, "item_v1");
+  static const PromptTemplate t = PromptTemplate::from_json(kItemTemplateJson, "item_v2");
   return t;
 }
 
@@ -166,7 +218,7 @@ std::string describe_user(const BehaviorLog& log, std::string_view external_user
 
 std::vector<BehaviorText> behavior_texts(const BehaviorLog& log,
                                          std::span<const StoredEvent> events) {
-  const Attribute* genres = log.items.attribute("genres");
+  const Attribute* genres = log.domain.category.empty() ? nullptr : log.items.attribute(log.domain.category);
   std::vector<BehaviorText> out;
   out.reserve(events.size());
   for (const StoredEvent& e : events) {
@@ -203,7 +255,9 @@ bool is_liked(const BehaviorText& b, float like_threshold) {
 }  // namespace
 
 std::string render_behaviors_by_rating(std::span<const BehaviorText> behaviors,
-                                       float like_threshold) {
+                                       float like_threshold, std::string_view rating_unit) {
+  const std::string units(rating_unit.empty() ? std::string_view("stars") : rating_unit);
+  const std::string unit = units.size() > 1 && units.back() == 's' ? units.substr(0, units.size() - 1) : units;
   // Group key: the rating, or liked / not liked for unrated (click) logs. Rated groups sort
   // best first and come before the unrated ones.
   struct Group {
@@ -235,7 +289,7 @@ std::string render_behaviors_by_rating(std::span<const BehaviorText> behaviors,
   for (const Group& g : groups) {
     if (!out.empty()) out += '\n';
     if (g.rated)
-      out += format_rating(g.rating) + (g.rating == 1.0f ? " star: " : " stars: ");
+      out += format_rating(g.rating) + ' ' + (g.rating == 1.0f ? unit : units) + ": ";
     else
       out += g.liked ? "liked: " : "not liked: ";
     out += g.text;
@@ -318,8 +372,9 @@ std::vector<ChatMessage> render_interest_prompt(const PromptTemplate& t,
   const std::string prev = previous_summary.empty() ? std::string("none") : std::string(previous_summary);
   const std::string behaviors_text = rendered.empty() ? std::string("(none)") : rendered;
   const bool grouped = t.user.find("{behaviors_by_rating}") != std::string::npos;
-  const bool profile = t.user.find("{genre_profile}") != std::string::npos;
-  std::string by_rating = grouped ? render_behaviors_by_rating(behaviors, like_threshold) : "";
+  const bool profile = t.user.find("{genre_profile}") != std::string::npos ||
+                       t.user.find("{category_profile}") != std::string::npos;
+  std::string by_rating = grouped ? render_behaviors_by_rating(behaviors, like_threshold, t.rating_unit) : "";
   if (grouped && by_rating.empty()) by_rating = "(none)";
   const std::string genre_profile = profile ? render_genre_profile(behaviors) : "";
   std::vector<ChatMessage> m;
@@ -329,6 +384,7 @@ std::vector<ChatMessage> render_interest_prompt(const PromptTemplate& t,
                                            {"behaviors", behaviors_text},
                                            {"behaviors_by_rating", by_rating},
                                            {"genre_profile", genre_profile},
+                                           {"category_profile", genre_profile},
                                            {"count", count},
                                            {"like_threshold", like}})});
   return m;

@@ -96,7 +96,9 @@ bool speaks_of_taste(const std::vector<std::string>& words) {
       "fan", "fans", "fond", "interest", "interests", "interested", "taste", "tastes",
       "favourite", "favourites", "favorite", "favorites", "rates", "rated", "rating",
       "ratings", "dislike", "dislikes", "disliked", "appreciates", "appreciate", "drawn",
-      "gravitates", "watches", "watched", "keen", "preferring", "adores"};
+      "gravitates", "watches", "watched", "keen", "preferring", "adores", "listener",
+      "listeners", "listens", "listened", "reader", "readers", "reads", "buyer", "buyers",
+      "buys", "bought", "shopper", "customer", "customers", "player", "players"};
   return std::any_of(words.begin(), words.end(), [](const std::string& w) { return kTaste.count(w) > 0; });
 }
 
@@ -116,13 +118,19 @@ std::vector<std::string> sentences_of(std::string_view text) {
 
 }  // namespace
 
-InterestVerifier::InterestVerifier(const BehaviorLog& log, const PromptTemplate& t)
+InterestVerifier::InterestVerifier(const BehaviorLog& log, const PromptTemplate& prompt)
     : like_threshold_(log.like_threshold) {
+  // The words the model saw: the template with this domain's nouns (idempotent on an instance).
+  const PromptTemplate t = prompt.for_domain(log.domain);
   instruction_triples_ = [&] {
     auto s = triples(words_of(t.system));
     for (const auto& x : triples(words_of(t.user))) s.insert(x);
     return s;
   }();
+  std::vector<std::string> nouns = log.domain.item_synonyms;
+  nouns.push_back(log.domain.item);
+  for (const std::string& noun : nouns)
+    for (const char* det : {" the", " this"}) plot_openers_.push_back(det + joined(words_of(noun)));
   // Titles of more than one short word only: "Heat" or "Big" would match ordinary prose.
   for (std::size_t i = 1; i < log.items.titles.size(); ++i) {
     std::string p = title_phrase(log.items.titles[i]);
@@ -130,7 +138,7 @@ InterestVerifier::InterestVerifier(const BehaviorLog& log, const PromptTemplate&
   }
   std::sort(titles_.begin(), titles_.end());
   titles_.erase(std::unique(titles_.begin(), titles_.end()), titles_.end());
-  if (const Attribute* genres = log.items.attribute("genres"))
+  if (const Attribute* genres = log.domain.category.empty() ? nullptr : log.items.attribute(log.domain.category))
     for (uint32_t c = 1; c < genres->vocab.size(); ++c) genres_.push_back(genres->vocab.key(c));
 }
 
@@ -163,9 +171,9 @@ Verdict InterestVerifier::verify(const InterestOutput& out, std::string_view pre
   if (out.summary.find('{') != std::string::npos || out.summary.find('}') != std::string::npos)
     flag("placeholders", "braces of a template in the text", 2);
 
-  // "The movie is about ...": a story about one film, whatever words it uses.
-  const bool plot = text.rfind(" the movie ", 0) == 0 || text.rfind(" the film ", 0) == 0 ||
-                    text.rfind(" this movie ", 0) == 0 || text.rfind(" this film ", 0) == 0;
+  // "The movie is about ...": a story about one item, whatever words it uses.
+  const bool plot = std::any_of(plot_openers_.begin(), plot_openers_.end(),
+                                [&](const std::string& o) { return text.rfind(o, 0) == 0; });
   if (words.size() >= 5 && (plot || !speaks_of_taste(words)))
     flag("off-subject", "no word of the user's taste (a plot or a story, not interests)", 2);
   // A copy of the previous summary: nothing of this partition in it.
@@ -267,14 +275,14 @@ std::string_view reason_kind(std::string_view reason) {
 
 VerifyReport verify_interests(Store& store, const Variant& variant, const PromptTemplate* tmpl) {
   require_current_interests(store);
-  const PromptTemplate& t = tmpl ? *tmpl : builtin_interest_template();
+  const BehaviorLog log = load_behavior_log(store, /*with_events=*/false);
+  const PromptTemplate t = (tmpl ? *tmpl : builtin_interest_template()).for_domain(log.domain);
   if (t.hash() != variant.template_hash)
     throw Error(ErrorKind::Config,
                 fmt::format("variant '{}' was learned with template {} ({}), not {} ({}): give "
                             "its template to verify against",
                             variant.name, variant.template_version, variant.template_hash,
                             t.version, t.hash()));
-  const BehaviorLog log = load_behavior_log(store, /*with_events=*/false);
   const InterestVerifier verifier(log, t);
   const std::string id = variant.id();
   VerifyReport report;

@@ -105,6 +105,49 @@ TEST(DataGeneric, CsvAttributesMultiValuedAndMissing) {
   EXPECT_EQ(log.report.unknown_user_events, 0u);
 }
 
+// The domain's nouns: named by the caller, else "item" and the catalog's category column.
+TEST(DataGeneric, DomainNounsFromTheCallerOrTheCatalog) {
+  TempDir dir;
+  write_file(dir / "items.csv", kItemsCsv);
+  write_file(dir / "events.csv", "user_id,item_id,timestamp,rating\na,i1,1,5\n");
+  auto p = paths_in(dir, "events.csv", "items.csv");
+  const auto plain = liber::read_generic(p);
+  EXPECT_EQ(plain.domain.item, "item");
+  EXPECT_EQ(plain.domain.items, "items");
+  EXPECT_EQ(plain.domain.category, "genres");
+  EXPECT_EQ(plain.domain.category_singular(), "genre");
+  p.item_noun = "song";
+  p.category = "brand";
+  const auto songs = liber::read_generic(p);
+  EXPECT_EQ(songs.domain.item, "song");
+  EXPECT_EQ(songs.domain.items, "songs");
+  EXPECT_EQ(songs.domain.category, "brand");
+  EXPECT_EQ(songs.domain.category_plural(), "brands");
+  p.item_noun = "mouse,mice";
+  EXPECT_EQ(liber::read_generic(p).domain.items, "mice");
+  p.category = "colour";
+  const std::string e = error_of(ErrorKind::Config, [&] { liber::read_generic(p); });
+  EXPECT_TRUE(contains(e, "category 'colour'") && contains(e, "items.csv") &&
+              contains(e, "genres, brand"))
+      << e;
+  // Without a genres column: the first multi-valued attribute, else the first one.
+  liber::ItemCatalog c;
+  c.attributes.push_back({.name = "brand"});
+  EXPECT_EQ(liber::default_category(c), "brand");
+  c.attributes.push_back({.name = "tags", .multi = true});
+  EXPECT_EQ(liber::default_category(c), "tags");
+  EXPECT_EQ(liber::default_category(liber::ItemCatalog{}), "");
+  liber::Domain d;
+  for (auto [name, one, many] : {std::tuple{"categories", "category", "categories"},
+                                 std::tuple{"genre", "genre", "genres"},
+                                 std::tuple{"class", "class", "classes"},
+                                 std::tuple{"key", "key", "keys"}}) {
+    d.category = name;
+    EXPECT_EQ(d.category_singular(), one) << name;
+    EXPECT_EQ(d.category_plural(), many) << name;
+  }
+}
+
 TEST(DataGeneric, ReadsJsonl) {
   TempDir dir;
   write_file(dir / "items.jsonl",

@@ -272,6 +272,12 @@ TEST(UbspCatalog, StoredDatasetReadsBackAsTheReadersLog) {
   EXPECT_EQ(back.name, log.name);
   EXPECT_EQ(back.description, log.description);
   EXPECT_EQ(back.like_threshold, log.like_threshold);
+  EXPECT_EQ(back.domain.item, "movie");
+  EXPECT_EQ(back.domain.items, log.domain.items);
+  EXPECT_EQ(back.domain.item_synonyms, log.domain.item_synonyms);
+  EXPECT_EQ(back.domain.category, "genres");
+  EXPECT_EQ(back.domain.rating_unit, log.domain.rating_unit);
+  EXPECT_EQ(back.domain.facets, log.domain.facets);
   ASSERT_EQ(back.items.size(), log.items.size());
   ASSERT_EQ(back.users.size(), log.users.size());
   for (uint32_t i = 0; i < log.items.size(); ++i) {

@@ -65,18 +65,21 @@ fs::path source_dir() { return fs::path(__FILE__).parent_path().parent_path().pa
 
 TEST(UilPrompt, BuiltinTemplatesAreTheConfigFiles) {
   const fs::path dir = source_dir() / "configs" / "prompts";
-  const PromptTemplate uil = load_template(dir / "uil_v3.json");
-  const PromptTemplate item = load_template(dir / "item_v1.json");
-  EXPECT_EQ(uil.version, "uil_v3");
+  const PromptTemplate uil = load_template(dir / "uil_v4.json");
+  const PromptTemplate item = load_template(dir / "item_v2.json");
+  EXPECT_EQ(uil.version, "uil_v4");
   EXPECT_EQ(uil.hash(), builtin_interest_template().hash());
-  // Earlier versions still load, so their records stay explainable.
+  EXPECT_EQ(uil.hash(), PromptTemplate::from_json(uil.to_json()).hash());
+  // Earlier versions still load and hash as before, so their records stay explainable.
   EXPECT_EQ(load_template(dir / "uil_v2.json").version, "uil_v2");
+  const PromptTemplate v3 = load_template(dir / "uil_v3.json");
+  EXPECT_EQ(v3.hash(), "92d6b4f50361d56f") << "uil_v3's hash changed: its variants would no longer match";
   // uil_v1 (no "behavior" line) still loads, hashes as before and round-trips.
   const PromptTemplate v1 = load_template(dir / "uil_v1.json");
   EXPECT_TRUE(v1.behavior.empty());
   EXPECT_EQ(v1.hash(), PromptTemplate::from_json(v1.to_json()).hash());
   EXPECT_NE(v1.hash(), uil.hash());
-  EXPECT_EQ(item.version, "item_v1");
+  EXPECT_EQ(item.version, "item_v2");
   EXPECT_EQ(item.hash(), builtin_item_template().hash());
   EXPECT_EQ(uil.hash().size(), 16u);
   EXPECT_NE(uil.hash(), item.hash());
@@ -148,8 +151,9 @@ TEST(UilPrompt, GroupsBehaviorsByRatingWithAGenreProfile) {
   EXPECT_EQ(render_behaviors_by_rating(clicks, 4.0f), "liked: B\nnot liked: A; C");
   EXPECT_EQ(render_genre_profile(clicks), "News 2, Sport 1");
 
-  // The built-in template (uil_v3) renders both, and the count and threshold.
-  const auto m = render_interest_prompt(builtin_interest_template(), "female", "", rated, 4.0f);
+  // The built-in template (uil_v4 on movies) renders both, and the count and threshold.
+  const PromptTemplate movies = builtin_interest_template().for_domain(movie_domain());
+  const auto m = render_interest_prompt(movies, "female", "", rated, 4.0f);
   ASSERT_EQ(m.size(), 2u);
   EXPECT_EQ(m[1].content,
             "User profile: female\nPrevious interest summary: none\n"
@@ -158,8 +162,70 @@ TEST(UilPrompt, GroupsBehaviorsByRatingWithAGenreProfile) {
             "Thriller 1 (4.0), Adventure 1 (1.0), Children's 1 (1.0)\n"
             "5 stars: Fargo (1996); Babe\n4 stars: Heat (1995); Casino (1995)\n"
             "1 star: Jumanji (1995)");
-  const auto none = render_interest_prompt(builtin_interest_template(), "female", "", {}, 4.0f);
+  const auto none = render_interest_prompt(movies, "female", "", {}, 4.0f);
   EXPECT_TRUE(none[1].content.ends_with("Genres (movies, mean rating): unknown\n(none)"));
+}
+
+// The MovieLens wording is one instance of the domain template: uil_v4 on the movie domain
+// sends uil_v3's prompts character for character.
+TEST(UilPrompt, DomainTemplateOnMoviesIsUilV3) {
+  const PromptTemplate v3 = load_template(source_dir() / "configs/prompts/uil_v3.json");
+  const PromptTemplate v4 = builtin_interest_template().for_domain(movie_domain());
+  EXPECT_EQ(v4.version, "uil_v4");
+  EXPECT_NE(v4.hash(), builtin_interest_template().hash());
+  const std::vector<BehaviorText> rated = {
+      {"Heat (1995)", "Action, Crime", 1995, 4, -1}, {"Fargo", "Crime, Drama", 1996, 5, -1},
+      {"Jumanji (1995)", "Adventure", 1995, 1, -1}, {"Babe", "", 0, 3, -1}};
+  for (const std::string previous : {"", "Likes crime dramas."})
+    for (std::size_t n : {0, 1, 4}) {
+      const auto a = render_interest_prompt(v3, "female, age 25-34", previous,
+                                            std::span(rated).first(n), 4.0f);
+      const auto b = render_interest_prompt(v4, "female, age 25-34", previous,
+                                            std::span(rated).first(n), 4.0f);
+      ASSERT_EQ(a.size(), b.size());
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        EXPECT_EQ(a[i].role, b[i].role);
+        EXPECT_EQ(a[i].content, b[i].content) << "message " << i << ", " << n << " behaviors";
+      }
+    }
+  // A template without domain placeholders is its own instance.
+  EXPECT_EQ(v3.for_domain(movie_domain()).hash(), v3.hash());
+  EXPECT_EQ(v4.for_domain(movie_domain()).hash(), v4.hash());
+}
+
+TEST(UilPrompt, DomainTemplateSpeaksTheDomainsNouns) {
+  Domain songs;
+  songs.item = "song";
+  songs.items = "songs";
+  songs.category = "styles";
+  const PromptTemplate t = builtin_interest_template().for_domain(songs);
+  const std::vector<BehaviorText> rated = {{"Blue Train", "Jazz", 1957, 5, -1},
+                                           {"Paranoid", "Metal, Rock", 1970, 2, -1}};
+  const auto m = render_interest_prompt(t, "unknown", "", rated, 4.0f);
+  EXPECT_NE(m[0].content.find("an expert in song recommendation"), std::string::npos) << m[0].content;
+  EXPECT_NE(m[0].content.find("the user's next song ratings"), std::string::npos);
+  EXPECT_NE(m[0].content.find("factors: style, themes, mood, era, quality."), std::string::npos);
+  EXPECT_EQ(m[1].content,
+            "User profile: unknown\nPrevious interest summary: none\n"
+            "New ratings: 2 songs; 4 points or more counts as liked.\n"
+            "Styles (songs, mean rating): Jazz 1 (5.0), Metal 1 (2.0), Rock 1 (2.0)\n"
+            "5 points: Blue Train (1957)\n2 points: Paranoid (1970)");
+  for (const ChatMessage& msg : m)
+    for (const char* word : {"movie", "film", "stars", "star:", "genre", "{"})
+      EXPECT_EQ(msg.content.find(word), std::string::npos) << word << " in: " << msg.content;
+  // No category: the profile line goes, the facets name none.
+  Domain bare;
+  const auto b = render_interest_prompt(builtin_interest_template().for_domain(bare), "unknown",
+                                        "", rated, 4.0f);
+  EXPECT_NE(b[0].content.find("factors: themes, mood, era, quality."), std::string::npos) << b[0].content;
+  EXPECT_EQ(b[1].content,
+            "User profile: unknown\nPrevious interest summary: none\n"
+            "New ratings: 2 items; 4 points or more counts as liked.\n"
+            "5 points: Blue Train (1957)\n2 points: Paranoid (1970)");
+  // The item template too.
+  const auto item = render_item_prompt(builtin_item_template().for_domain(songs), rated[0]);
+  EXPECT_EQ(item[1].content, "Title: Blue Train\nStyles: Jazz\nYear: 1957");
+  EXPECT_EQ(item[0].content.find("movie"), std::string::npos) << item[0].content;
 }
 
 TEST(UilPrompt, ParsesOutputAndRejectsBadOutput) {
@@ -229,7 +295,7 @@ TEST(UilCascade, SummarisesEveryPartitionInCascade) {
   EXPECT_GT(cost.naive_prompt_tokens, 0u);
   EXPECT_GT(cost.tokens_per_1k_behaviors(), 0.0);
 
-  const PromptTemplate& t = builtin_interest_template();
+  const PromptTemplate t = builtin_interest_template().for_domain(log.domain);
   for (const char* user : {"1", "2", "3"}) {
     const auto parts = read_partitions(*store, user);
     const auto recs = read_interests(*store, cascade_id(*store), user);
@@ -527,7 +593,7 @@ TEST(UilTruncation, DropsOldestBehaviorsToFitTheContext) {
   ASSERT_EQ(parts.size(), 1u);
   ASSERT_EQ(parts[0].events.size(), 40u);
   const auto texts = behavior_texts(log, parts[0].events);
-  const PromptTemplate& t = builtin_interest_template();
+  const PromptTemplate t = builtin_interest_template().for_domain(log.domain);
   const std::string desc = describe_user(log, "1");
   const auto full = render_interest_prompt(t, desc, "", texts, 4.0f);
   ASSERT_GT(engine->count_tokens(full) + kMaxTokens, ctx) << "fixture too short to need a cut";
@@ -571,7 +637,7 @@ TEST(UilItems, DescribesEveryItemOnce) {
   std::size_t described = 0;
   for_each_item_knowledge(*store, [&](const ItemKnowledge& k) {
     ++described;
-    EXPECT_EQ(k.template_version, "item_v1");
+    EXPECT_EQ(k.template_version, "item_v2");
     EXPECT_EQ(k.prompt_hash.size(), 16u);
     if (k.ok) EXPECT_FALSE(k.text.empty());
     if (described == 1) std::printf("item %s: %s\n", k.item.c_str(), k.text.c_str());

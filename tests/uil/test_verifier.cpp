@@ -16,6 +16,7 @@ namespace {
 BehaviorLog catalog() {
   BehaviorLog log;
   log.like_threshold = 4;
+  log.domain = movie_domain();
   Attribute genres;
   genres.name = "genres";
   genres.multi = true;
@@ -165,6 +166,50 @@ TEST_F(Verifier, ASummaryAboutNothingOfThePartitionIsUngrounded) {
   EXPECT_TRUE(has_kind(v, "ungrounded")) << ::testing::PrintToString(v.reasons);
   // A plural names the genre.
   EXPECT_FALSE(has_kind(check("She likes war films and serious dramas most of all."), "ungrounded"));
+}
+
+// Another domain: the checks use its category ("styles") and its item noun ("song").
+TEST(VerifierDomain, SongsAreCheckedByTheirStyles) {
+  BehaviorLog log;
+  log.like_threshold = 4;
+  log.domain.item = "song";
+  log.domain.items = "songs";
+  log.domain.category = "styles";
+  Attribute styles;
+  styles.name = "styles";
+  styles.multi = true;
+  log.items.titles.push_back("");
+  log.items.years.push_back(0);
+  styles.push_row({});
+  const std::vector<std::pair<std::string, std::vector<std::string>>> items = {
+      {"Blue Train", {"Jazz"}},          {"So What", {"Jazz"}},
+      {"Paranoid Android", {"Rock"}},    {"Iron Man Returns", {"Metal", "Rock"}},
+      {"Purple Haze Live", {"Rock"}},    {"Summer Sound Suite", {"Pop"}}};
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    log.items.ids.add(std::to_string(i + 1));
+    log.items.titles.push_back(items[i].first);
+    log.items.years.push_back(0);
+    styles.push_row(items[i].second);
+  }
+  log.items.attributes.push_back(std::move(styles));
+  const PromptTemplate t = builtin_interest_template().for_domain(log.domain);
+  const InterestVerifier verifier(log, t);
+  const std::vector<BehaviorText> part = {behavior("Blue Train", "Jazz", 5),
+                                          behavior("So What", "Jazz", 5),
+                                          behavior("Paranoid Android", "Rock", 1),
+                                          behavior("Iron Man Returns", "Metal, Rock", 2)};
+  auto check = [&](const std::string& summary) {
+    return verifier.verify({summary, "Jazz took over."}, "", part);
+  };
+  const Verdict good = check("The user is a jazz fan who enjoys Blue Train and dislikes rock.");
+  EXPECT_TRUE(good.verified) << ::testing::PrintToString(good.reasons);
+  EXPECT_TRUE(has_kind(check("The song is about a man who walks along a railway at night."), "off-subject"));
+  EXPECT_TRUE(has_kind(check("The user is a big fan of rock and enjoys it most."), "genre-contradiction"));
+  EXPECT_TRUE(has_kind(check("The user enjoys jazz and pop above everything else."), "genre-absent"));
+  EXPECT_TRUE(has_kind(check("The user enjoys jazz, such as Purple Haze Live, above all."), "title-absent"));
+  EXPECT_TRUE(has_kind(check("The user enjoys calm evenings with friends and good food."), "ungrounded"));
+  // The instructions this model saw are the song wording's.
+  EXPECT_TRUE(has_kind(check("You are an expert in song recommendation and you like it."), "instructions"));
 }
 
 TEST(VerifierReason, KindIsThePartBeforeTheColon) {
