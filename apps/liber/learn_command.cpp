@@ -47,18 +47,22 @@ void show_user(const std::string& store_path, const std::string& user) {
                 v.name.c_str(), v.id().c_str(), v.partitions.name().c_str(),
                 v.cascade ? "cascade" : "no cascade", records.size());
     for (const auto& r : records) {
-      std::printf("\n[%u] %s  model=%s template=%s prompt=%s tokens=%d+%d (cached %d) %.2fs "
+      // The verdict first: "ok" only says the output was well-formed.
+      const std::string verdict = !r.ok                ? "FAILED"
+                                  : r.quality.empty() ? "ok, not verified yet (liber learn --verify)"
+                                                      : r.quality;
+      const std::string candidates =
+          r.ok && r.candidates > 0
+              ? fmt::format(", best of {} candidate{}", r.candidates, r.candidates == 1 ? "" : "s")
+              : "";
+      std::printf("\n[%u] %s%s  model=%s template=%s prompt=%s tokens=%d+%d (cached %d) %.2fs "
                   "attempts=%d behaviors=%u dropped=%u%s\n",
-                  r.seq, r.ok ? "ok" : "FAILED", r.model.c_str(), r.template_version.c_str(),
-                  r.prompt_hash.c_str(), r.prompt_tokens, r.completion_tokens,
-                  r.cached_prompt_tokens, r.latency_s, r.attempts, r.behaviors,
-                  r.behaviors_dropped, r.from_cache ? " (from cache)" : "");
+                  r.seq, verdict.c_str(), candidates.c_str(), r.model.c_str(),
+                  r.template_version.c_str(), r.prompt_hash.c_str(), r.prompt_tokens,
+                  r.completion_tokens, r.cached_prompt_tokens, r.latency_s, r.attempts,
+                  r.behaviors, r.behaviors_dropped, r.from_cache ? " (from cache)" : "");
       if (!r.ok) std::printf("  error:   %s\n", r.error.c_str());
-      if (r.ok)
-        std::printf("  verdict: %s%s\n",
-                    r.quality.empty() ? "not verified yet (liber learn --verify)" : r.quality.c_str(),
-                    r.candidates > 0 ? fmt::format(" ({} candidate{})", r.candidates, r.candidates == 1 ? "" : "s").c_str() : "");
-      for (const auto& reason : r.reasons) std::printf("           - %s\n", reason.c_str());
+      for (const auto& reason : r.reasons) std::printf("  - %s\n", reason.c_str());
       if (!r.summary.empty()) std::printf("  summary: %s\n", r.summary.c_str());
       if (!r.shift.empty()) std::printf("  shift:   %s\n", r.shift.c_str());
     }
@@ -156,8 +160,8 @@ void add_learn_command(CLI::App& app) {
   cmd->add_option("--temperature", f->temperature, "sampling temperature")->capture_default_str();
   cmd->add_option("--repeat-penalty", f->repeat_penalty, "repetition penalty, llama engine (1 = off)")
       ->capture_default_str();
-  cmd->add_option("--prompt", f->prompt, "interest prompt template JSON (default: built-in uil_v3)");
-  cmd->add_option("--item-prompt", f->item_prompt, "item prompt template JSON (default: item_v1)");
+  cmd->add_option("--prompt", f->prompt, "interest prompt template JSON (default: built-in uil_v4 with the store's domain nouns)");
+  cmd->add_option("--item-prompt", f->item_prompt, "item prompt template JSON (default: built-in item_v2)");
   cmd->add_option("--show", f->show, "print USER's interest records and exit");
   cmd->add_flag("--sync", f->sync, "fsync the write-ahead log after every record");
   cmd->add_flag("--quiet", f->quiet, "no progress bar");
