@@ -6,6 +6,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -248,8 +249,14 @@ void add_learn_command(CLI::App& app) {
     StopOnSigint stop;  // Ctrl-C: in-flight requests finish and are recorded
     opt.stop = stop.flag();
     opt.on_record = [](const InterestRecord& r) {
-      // One line per record on stdout (machine-readable progress; the crash test waits on it).
-      std::printf("record %s %u %s\n", r.user.c_str(), r.seq, r.ok ? "ok" : "failed");
+      // One line per record on stdout (machine-readable progress; the crash test waits on
+      // it): "record USER SEQ verified", "... rejected KIND,KIND", "... failed".
+      std::set<std::string> distinct;
+      for (const auto& reason : r.reasons) distinct.emplace(reason_kind(reason));
+      std::string kinds;
+      for (const auto& kind : distinct) kinds += (kinds.empty() ? " " : ",") + kind;
+      std::printf("record %s %u %s%s\n", r.user.c_str(), r.seq,
+                  !r.ok ? "failed" : r.quality.empty() ? "ok" : r.quality.c_str(), kinds.c_str());
       std::fflush(stdout);
     };
     auto store = open_rocksdb_store(f->store);

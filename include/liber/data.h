@@ -101,7 +101,7 @@ struct ReadReport {
 
 // The domain's nouns, so that prompts, the verifier and reports speak of a user's songs or
 // products as they speak of MovieLens's movies. MovieLens readers set the movie wording;
-// the generic reader takes them from --item-noun / --category (DomainNouns below).
+// the generic reader takes them from --item-noun / --category (GenericPaths below).
 struct Domain {
   std::string item = "item";    // one item: "movie", "song"
   std::string items = "items";  // plural
@@ -121,8 +121,8 @@ struct Domain {
   std::string category_plural() const;
 };
 Domain movie_domain();  // movie / movies / film, "genres", stars, the MovieLens facets
-// The generic reader's choice when none is given: "genres" if the catalog has it, else its
-// first multi-valued attribute, else its first attribute, else none.
+// The generic reader's choice when none is given: "genres" (in any case) if the catalog has
+// it, else its first multi-valued attribute, else its first attribute, else none.
 std::string default_category(const ItemCatalog& items);
 
 struct BehaviorLog {

@@ -1,4 +1,5 @@
 // The domain's nouns (liber/data.h): what prompts and the verifier call items and their kind.
+#include <cctype>
 #include <string_view>
 
 #include "liber/data.h"
@@ -42,7 +43,11 @@ Domain movie_domain() {
 }
 
 std::string default_category(const ItemCatalog& items) {
-  if (items.attribute("genres")) return "genres";
+  for (const Attribute& a : items.attributes) {
+    std::string name = a.name;
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (name == "genres") return a.name;  // generic column names match in any case
+  }
   for (const Attribute& a : items.attributes)
     if (a.multi) return a.name;
   return items.attributes.empty() ? std::string() : items.attributes.front().name;

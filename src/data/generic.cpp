@@ -596,15 +596,22 @@ Domain generic_domain(const GenericPaths& paths, const ItemCatalog& items) {
                               "'song,songs'",
                               paths.item_noun));
   }
-  d.category = paths.category.empty() ? default_category(items) : paths.category;
-  if (!d.category.empty() && !items.attribute(d.category)) {
-    std::string names;
-    for (const Attribute& a : items.attributes) names += (names.empty() ? "" : ", ") + a.name;
-    throw Error(ErrorKind::Config,
-                fmt::format("category '{}' is not a column of the item catalog {} (its attributes: {})",
-                            d.category, paths.items.string(), names.empty() ? "none" : names));
+  if (paths.category.empty()) {
+    d.category = default_category(items);
+    return d;
   }
-  return d;
+  // Column names match case-insensitively, as everywhere in the format.
+  std::string names;
+  for (const Attribute& a : items.attributes) {
+    if (lower(a.name) == lower(paths.category)) {
+      d.category = a.name;
+      return d;
+    }
+    names += (names.empty() ? "" : ", ") + a.name;
+  }
+  throw Error(ErrorKind::Config,
+              fmt::format("category '{}' is not a column of the item catalog {} (its attributes: {})",
+                          paths.category, paths.items.string(), names.empty() ? "none" : names));
 }
 
 }  // namespace
@@ -617,10 +624,10 @@ BehaviorLog read_generic(const GenericPaths& paths, const ReadOptions& opt) {
   BehaviorLog log;
   log.name = paths.name;
   read_items(paths.items, log.items, opt, log.report);
+  log.domain = generic_domain(paths, log.items);  // a wrong category fails before the events are read
   const bool user_table = !paths.users.empty();
   if (user_table) read_users(paths.users, log.users, opt, log.report);
   read_events(paths.events, log, opt, user_table);
-  log.domain = generic_domain(paths, log.items);
   log.description = fmt::format(
       "{} ({}): {} events, {} users, {} items", log.name, paths.events.filename().string(),
       data::with_commas(log.events.size()), data::with_commas(data::distinct_users(log)),

@@ -98,7 +98,7 @@ bool speaks_of_taste(const std::vector<std::string>& words) {
       "ratings", "dislike", "dislikes", "disliked", "appreciates", "appreciate", "drawn",
       "gravitates", "watches", "watched", "keen", "preferring", "adores", "listener",
       "listeners", "listens", "listened", "reader", "readers", "reads", "buyer", "buyers",
-      "buys", "bought", "shopper", "customer", "customers", "player", "players"};
+      "buys", "bought", "shopper", "customer", "customers"};
   return std::any_of(words.begin(), words.end(), [](const std::string& w) { return kTaste.count(w) > 0; });
 }
 

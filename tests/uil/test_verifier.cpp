@@ -13,17 +13,30 @@
 namespace liber {
 namespace {
 
-BehaviorLog catalog() {
+// A catalog of `items` (title, category values) in `domain`, whose category attribute holds them.
+BehaviorLog catalog_of(const Domain& domain,
+                       const std::vector<std::pair<std::string, std::vector<std::string>>>& items) {
   BehaviorLog log;
   log.like_threshold = 4;
-  log.domain = movie_domain();
-  Attribute genres;
-  genres.name = "genres";
-  genres.multi = true;
+  log.domain = domain;
+  Attribute category;
+  category.name = domain.category;
+  category.multi = true;
   log.items.titles.push_back("");
   log.items.years.push_back(0);
-  genres.push_row({});
-  const std::vector<std::pair<std::string, std::vector<std::string>>> items = {
+  category.push_row({});
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    log.items.ids.add(std::to_string(i + 1));
+    log.items.titles.push_back(items[i].first);
+    log.items.years.push_back(0);
+    category.push_row(items[i].second);
+  }
+  log.items.attributes.push_back(std::move(category));
+  return log;
+}
+
+BehaviorLog catalog() {
+  return catalog_of(movie_domain(), {
       {"Toy Story (1995)", {"Animation", "Comedy"}},
       {"Toy Story 2 (1999)", {"Animation", "Comedy"}},
       {"Nightmare on Elm Street, A (1984)", {"Horror"}},
@@ -33,15 +46,7 @@ BehaviorLog catalog() {
       {"Sleepless in Seattle (1993)", {"Comedy", "Romance"}},
       {"Good Will Hunting (1997)", {"Drama"}},
       {"Matrix, The (1999)", {"Action", "Sci-Fi"}},
-  };
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    log.items.ids.add(std::to_string(i + 1));
-    log.items.titles.push_back(items[i].first);
-    log.items.years.push_back(0);
-    genres.push_row(items[i].second);
-  }
-  log.items.attributes.push_back(std::move(genres));
-  return log;
+  });
 }
 
 BehaviorText behavior(const std::string& title, const std::string& genres, float rating) {
@@ -170,28 +175,16 @@ TEST_F(Verifier, ASummaryAboutNothingOfThePartitionIsUngrounded) {
 
 // Another domain: the checks use its category ("styles") and its item noun ("song").
 TEST(VerifierDomain, SongsAreCheckedByTheirStyles) {
-  BehaviorLog log;
-  log.like_threshold = 4;
-  log.domain.item = "song";
-  log.domain.items = "songs";
-  log.domain.category = "styles";
-  Attribute styles;
-  styles.name = "styles";
-  styles.multi = true;
-  log.items.titles.push_back("");
-  log.items.years.push_back(0);
-  styles.push_row({});
-  const std::vector<std::pair<std::string, std::vector<std::string>>> items = {
-      {"Blue Train", {"Jazz"}},          {"So What", {"Jazz"}},
-      {"Paranoid Android", {"Rock"}},    {"Iron Man Returns", {"Metal", "Rock"}},
-      {"Purple Haze Live", {"Rock"}},    {"Summer Sound Suite", {"Pop"}}};
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    log.items.ids.add(std::to_string(i + 1));
-    log.items.titles.push_back(items[i].first);
-    log.items.years.push_back(0);
-    styles.push_row(items[i].second);
-  }
-  log.items.attributes.push_back(std::move(styles));
+  Domain songs;
+  songs.item = "song";
+  songs.items = "songs";
+  songs.category = "styles";
+  const BehaviorLog log = catalog_of(songs, {{"Blue Train", {"Jazz"}},
+                                             {"So What", {"Jazz"}},
+                                             {"Paranoid Android", {"Rock"}},
+                                             {"Iron Man Returns", {"Metal", "Rock"}},
+                                             {"Purple Haze Live", {"Rock"}},
+                                             {"Summer Sound Suite", {"Pop"}}});
   const PromptTemplate t = builtin_interest_template().for_domain(log.domain);
   const InterestVerifier verifier(log, t);
   const std::vector<BehaviorText> part = {behavior("Blue Train", "Jazz", 5),
