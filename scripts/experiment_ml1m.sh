@@ -19,12 +19,8 @@ cd "$(dirname "$0")/.."
 data_dir="${1:-../shared/data/ml-1m-partial}"
 users="${2:-1000}"
 nocascade_users="${3:-300}"
-state="${LIBER_STATE:-${LIBER_HOME:-$HOME/.cache/liber}/state}"
 out="${LIBER_OUT:-runs/experiment-ml-1m}"
-store="$state/ml-1m"
-mkdir -p "$state" "$out"
-liber=build/liber
-stage() { echo "== $(date +%H:%M:%S) $*"; }
+source scripts/ml1m_store.sh
 
 stage "ingest (K = 50), learn $users users (cascade), encode  [$store]"
 $liber ingest --dataset ml-1m --data-dir "$data_dir" --store "$store" --quiet

@@ -14,16 +14,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 data_dir="${1:-../shared/data/ml-1m-partial}"
-state="${LIBER_STATE:-${LIBER_HOME:-$HOME/.cache/liber}/state}"
 out="${LIBER_OUT:-runs/experiment-ml-1m-content}"
-store="$state/ml-1m"
-mkdir -p "$state" "$out"
-liber=build/liber
-stage() { echo "== $(date +%H:%M:%S) $*"; }
+source scripts/ml1m_store.sh
 
-stage "ingest (K = 50) and encode the item texts  [$store]"
-$liber ingest --dataset ml-1m --data-dir "$data_dir" --store "$store" --quiet
-$liber encode --store "$store"
+ingest_and_encode_items
 stage "experiment  [$out]"
 $liber experiment --config configs/experiment-ml-1m-content.json --out "$out" --no-progress --store "$store"
 stage "done: $out/results.md, $out/auc.png, $out/results.json"

@@ -22,16 +22,10 @@ data_dir="${1:-../shared/data/ml-1m-partial}"
 minutes="${2:-90}"
 candidates="${3:-1}"
 users="${4:-1000}"
-state="${LIBER_STATE:-${LIBER_HOME:-$HOME/.cache/liber}/state}"
 out="${LIBER_OUT:-runs/experiment-ml-1m-llm}"
-store="$state/ml-1m"
-mkdir -p "$state" "$out"
-liber=build/liber
-stage() { echo "== $(date +%H:%M:%S) $*"; }
+source scripts/ml1m_store.sh
 
-stage "ingest (K = 50) and encode the item texts  [$store]"
-$liber ingest --dataset ml-1m --data-dir "$data_dir" --store "$store" --quiet
-$liber encode --store "$store"
+ingest_and_encode_items
 
 if [ ! -f "$state/llm-pass.done" ]; then
   stage "learn: $users random users (seed 42), --candidates $candidates, for at most $minutes min"
