@@ -1,5 +1,4 @@
 // The domain's nouns (liber/data.h): what prompts and the verifier call items and their kind.
-#include <cctype>
 #include <string_view>
 
 #include "liber/data.h"
@@ -40,17 +39,6 @@ Domain movie_domain() {
   d.rating_unit = "stars";
   d.facets = "genre, director and actors, era and country, themes, mood, critical acclaim";
   return d;
-}
-
-std::string default_category(const ItemCatalog& items) {
-  for (const Attribute& a : items.attributes) {
-    std::string name = a.name;
-    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (name == "genres") return a.name;  // generic column names match in any case
-  }
-  for (const Attribute& a : items.attributes)
-    if (a.multi) return a.name;
-  return items.attributes.empty() ? std::string() : items.attributes.front().name;
 }
 
 }  // namespace liber

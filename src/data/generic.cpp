@@ -582,6 +582,14 @@ void read_events(const fs::path& path, BehaviorLog& log, const ReadOptions& opt,
                             log.report.unknown_item_events));
 }
 
+// The item attribute named `name` in any case, as the format matches every column name.
+const Attribute* attribute_any_case(const ItemCatalog& items, std::string_view name) {
+  for (const Attribute& a : items.attributes)
+    if (lower(a.name) == lower(name)) return &a;
+  return nullptr;
+}
+
+
 // The nouns the caller named, else "item" and default_category. A category that is no item
 // attribute is a user error: prompts and the verifier would profile nothing.
 Domain generic_domain(const GenericPaths& paths, const ItemCatalog& items) {
@@ -600,21 +608,25 @@ Domain generic_domain(const GenericPaths& paths, const ItemCatalog& items) {
     d.category = default_category(items);
     return d;
   }
-  // Column names match case-insensitively, as everywhere in the format.
-  std::string names;
-  for (const Attribute& a : items.attributes) {
-    if (lower(a.name) == lower(paths.category)) {
-      d.category = a.name;
-      return d;
-    }
-    names += (names.empty() ? "" : ", ") + a.name;
+  if (const Attribute* a = attribute_any_case(items, paths.category)) {
+    d.category = a->name;
+    return d;
   }
+  std::string names;
+  for (const Attribute& a : items.attributes) names += (names.empty() ? "" : ", ") + a.name;
   throw Error(ErrorKind::Config,
               fmt::format("category '{}' is not a column of the item catalog {} (its attributes: {})",
                           paths.category, paths.items.string(), names.empty() ? "none" : names));
 }
 
 }  // namespace
+
+std::string default_category(const ItemCatalog& items) {
+  if (const Attribute* genres = attribute_any_case(items, "genres")) return genres->name;
+  for (const Attribute& a : items.attributes)
+    if (a.multi) return a.name;
+  return items.attributes.empty() ? std::string() : items.attributes.front().name;
+}
 
 BehaviorLog read_generic(const GenericPaths& paths, const ReadOptions& opt) {
   if (paths.events.empty())
