@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <cmath>
-#include <limits>
 #include <vector>
 
 #include <fmt/format.h>
@@ -12,248 +11,67 @@
 #include "liber/ctr/layers.h"
 #include "liber/ctr/vector_ops.h"
 #include "liber/error.h"
+#include "liber/uif/kernels.h"
 
 namespace liber::uif {
 
 namespace {
 
-using ctr::axpy;
-using ctr::dot;
-
-// The attention path after its linear maps, per sample over its visible slots only:
-//   x_i | q_i | k_i | v_i = per_row[rows_i] + per_slot[i]                (gathered in place)
-//   p = softmax_j(scale q_i.k_j),  y_i = x_i + sum_j p_ij v_j          (self-attention)
-//   w = softmax_i(scale y_i.t),    pooled = sum_i w_i y_i              (target attention)
-// As libtorch ops this was a [B, M, 4h] gather, an add and six small bmm's per step (libtorch
-// 1.13 runs each bmm as one GEMM per sample), 5-10x a whole backbone step (bench/fuse_bench);
-// here each sample's visible rows are gathered into an L1-sized buffer and nothing of size
-// [B, M, 4h] is written.
-struct PartitionKernels {
-  int64_t m, h;  // slots, hidden width
-  float scale;   // 1 / sqrt(h)
-  const float* per_row;   // [P, 4h]
-  const float* per_slot;  // [M, 4h]
-  const int64_t* rows;    // [B, M], -1 = empty
-
-  // Sample s's visible slots (into slots) and their inputs (into x, [n, 4h]); returns n.
-  int64_t gather(int64_t s, int64_t* slots, float* x) const {
-    int64_t n = 0;
+// FuseConfig::similarity per sample s: out[s, m * texts + t] = row_unit[rows[s, m], t] .
+// item_unit[items[s]] for the visible slots m (unit vectors of width k, so a cosine); the
+// rest stays 0. The rows are random reads into a table of megabytes: each sample's are
+// prefetched while the one before it is computed.
+template <int64_t K>
+LIBER_ISA_CLONES void cosines(const int64_t* rows, int64_t row_stride, const int64_t* items,
+                              int64_t item_stride, const float* row_unit, const float* item_unit,
+                              int64_t b, int64_t m, int64_t texts, int64_t k, float* out) {
+  const int64_t per_row = texts * k;
+  auto prefetch_sample = [&](int64_t s) {
+    if (s >= b || items[s * item_stride] < 0) return;
+    ctr::prefetch(item_unit + items[s * item_stride] * k, k * 4);
+    for (int64_t i = 0; i < m; ++i)
+      if (rows[s * row_stride + i] >= 0)
+        ctr::prefetch(row_unit + rows[s * row_stride + i] * per_row, per_row * 4);
+  };
+  prefetch_sample(0);
+  for (int64_t s = 0; s < b; ++s) {
+    prefetch_sample(s + 1);
+    const int64_t item = items[s * item_stride];
+    if (item < 0) continue;
+    const float* target = item_unit + item * k;
     for (int64_t i = 0; i < m; ++i) {
-      const int64_t r = rows[s * m + i];
-      if (r < 0) continue;
-      const float* a = per_row + r * 4 * h;
-      const float* b = per_slot + i * 4 * h;
-      float* out = x + n * 4 * h;
-      for (int64_t c = 0; c < 4 * h; ++c) out[c] = a[c] + b[c];
-      slots[n++] = i;
-    }
-    return n;
-  }
-  // Part 0..3 (x, query, key, value) of the a-th visible slot in a [n, 4h] buffer.
-  const float* at(const float* x, int64_t a, int part) const { return x + (a * 4 + part) * h; }
-  float* at(float* x, int64_t a, int part) const { return x + (a * 4 + part) * h; }
-
-  static void softmax(float* v, int64_t n) {
-    float top = -std::numeric_limits<float>::infinity();
-    for (int64_t a = 0; a < n; ++a) top = std::max(top, v[a]);
-    float total = 0;
-    for (int64_t a = 0; a < n; ++a) total += v[a] = std::exp(v[a] - top);
-    for (int64_t a = 0; a < n; ++a) v[a] /= total;
-  }
-
-  // Saved for backward, per sample, compacted to its n visible slots: probs [M, M] (n x n
-  // used), y [M, h] (n rows), w [M] (n used). pooled [B, h] is zero-filled by the caller.
-  template <int64_t H>
-  void forward(const float* tq, float* probs, float* y, float* w, float* pooled, int64_t begin,
-               int64_t end) const {
-    std::vector<int64_t> vis(static_cast<std::size_t>(m));
-    std::vector<float> x(static_cast<std::size_t>(m * 4 * h));
-    for (int64_t s = begin; s < end; ++s) {
-      const int64_t n = gather(s, vis.data(), x.data());
-      float* ys = y + s * m * h;
-      float* ws = w + s * m;
-      for (int64_t a = 0; a < n; ++a) {
-        float* pa = probs + (s * m + a) * m;
-        for (int64_t b = 0; b < n; ++b) pa[b] = scale * dot<H>(at(x.data(), a, 1), at(x.data(), b, 2), h);
-        softmax(pa, n);
-        float* ya = ys + a * h;
-        std::copy(at(x.data(), a, 0), at(x.data(), a, 0) + h, ya);
-        for (int64_t b = 0; b < n; ++b) axpy<H>(pa[b], at(x.data(), b, 3), ya, h);
-        ws[a] = scale * dot<H>(ya, tq + s * h, h);
-      }
-      softmax(ws, n);
-      for (int64_t a = 0; a < n; ++a) axpy<H>(ws[a], ys + a * h, pooled + s * h, h);
+      const int64_t row = rows[s * row_stride + i];
+      if (row < 0) continue;
+      for (int64_t t = 0; t < texts; ++t)
+        out[(s * m + i) * texts + t] = ctr::dot<K>(row_unit + row * per_row + t * k, target, k);
     }
   }
-
-  // Adds samples [begin, end)'s gradients into grad_row [P, 4h] and grad_slot [M, 4h], and
-  // writes grad_tq [B, h] (zero-filled by the caller).
-  template <int64_t H>
-  void backward(const float* tq, const float* probs, const float* y, const float* w,
-                const float* grad_pooled, float* grad_row, float* grad_slot, float* grad_tq,
-                int64_t begin, int64_t end) const {
-    std::vector<int64_t> vis(static_cast<std::size_t>(m));
-    std::vector<float> x(static_cast<std::size_t>(m * 4 * h)), dx(x.size());
-    std::vector<float> dw(static_cast<std::size_t>(m)), dp(static_cast<std::size_t>(m));
-    for (int64_t s = begin; s < end; ++s) {
-      const int64_t n = gather(s, vis.data(), x.data());
-      if (n == 0) continue;
-      std::fill(dx.begin(), dx.begin() + n * 4 * h, 0.0f);
-      const float* ys = y + s * m * h;
-      const float* ws = w + s * m;
-      const float* t = tq + s * h;
-      const float* dpooled = grad_pooled + s * h;
-      // Target attention: dy_a = w_a dpooled + dt_a scale t, dt through the softmax.
-      float weighted = 0;
-      for (int64_t a = 0; a < n; ++a) {
-        dw[a] = dot<H>(dpooled, ys + a * h, h);
-        weighted += ws[a] * dw[a];
-      }
-      for (int64_t a = 0; a < n; ++a) {
-        const float dt = ws[a] * (dw[a] - weighted) * scale;
-        float* dya = at(dx.data(), a, 0);  // dx_a = dy_a (the residual)
-        axpy<H>(ws[a], dpooled, dya, h);
-        axpy<H>(dt, t, dya, h);
-        axpy<H>(dt, ys + a * h, grad_tq + s * h, h);
-      }
-      // Self-attention.
-      for (int64_t a = 0; a < n; ++a) {
-        const float* pa = probs + (s * m + a) * m;
-        const float* dya = at(dx.data(), a, 0);
-        float dot_p = 0;
-        for (int64_t b = 0; b < n; ++b) {
-          axpy<H>(pa[b], dya, at(dx.data(), b, 3), h);  // dv_b
-          dp[b] = dot<H>(dya, at(x.data(), b, 3), h);
-          dot_p += pa[b] * dp[b];
-        }
-        for (int64_t b = 0; b < n; ++b) {
-          const float ds = pa[b] * (dp[b] - dot_p) * scale;
-          axpy<H>(ds, at(x.data(), b, 2), at(dx.data(), a, 1), h);  // dq_a
-          axpy<H>(ds, at(x.data(), a, 1), at(dx.data(), b, 2), h);  // dk_b
-        }
-      }
-      for (int64_t a = 0; a < n; ++a) {
-        const float* d = dx.data() + a * 4 * h;
-        axpy<0>(1.0f, d, grad_row + rows[s * m + vis[a]] * 4 * h, 4 * h);
-        axpy<0>(1.0f, d, grad_slot + vis[a] * 4 * h, 4 * h);
-      }
-    }
-  }
-};
-
-// The whole attention path as one autograd node: as libtorch ops it was a dozen small
-// operations and their backward nodes a step (cat, addmm, relu, ...; bench/fuse_bench), each
-// a few microseconds of dispatch on a 1,024-sample batch. Here the linear maps are a handful of
-// GEMMs on the batch's distinct rows and everything else is PartitionKernels.
-//   inputs [U, r]: the frozen table rows the batch shows (no gradient)
-//   input (weight [h, r], bias [h]) -> a = relu(.) [U, h]; slot [M, h]
-//   query | key | value (weights [h, h], biases [h]) of x = a[row] + slot[i]
-//   local [B, M] (index into inputs, -1 = empty), tq [B, h] -> pooled [B, h]
-class PartitionFuse : public torch::autograd::Function<PartitionFuse> {
- public:
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& inputs,
-                               const torch::Tensor& w_in, const torch::Tensor& b_in,
-                               const torch::Tensor& slot, const torch::Tensor& wq,
-                               const torch::Tensor& wk, const torch::Tensor& wv,
-                               const torch::Tensor& bq, const torch::Tensor& bk,
-                               const torch::Tensor& bv, const torch::Tensor& local,
-                               const torch::Tensor& tq) {
-    const torch::Tensor w_qkv = at::cat({wq, wk, wv});  // [3h, h]
-    const torch::Tensor a = at::relu(at::addmm(b_in, inputs, w_in.t()));                    // [U, h]
-    const torch::Tensor per_row = at::cat({a, at::addmm(at::cat({bq, bk, bv}), a, w_qkv.t())}, 1);  // [U, 4h]
-    const torch::Tensor per_slot = at::cat({slot, at::mm(slot, w_qkv.t())}, 1);                   // [M, 4h]
-    const torch::Tensor rows = local.contiguous(), t = tq.contiguous();
-    const int64_t b = rows.size(0), m = rows.size(1), h = a.size(1);
-    const PartitionKernels k = kernels(per_row, per_slot, rows);
-    torch::Tensor probs = torch::empty({b, m, m}, a.options());
-    torch::Tensor y = torch::empty({b, m, h}, a.options());
-    torch::Tensor w = torch::empty({b, m}, a.options());
-    torch::Tensor pooled = torch::zeros({b, h}, a.options());
-    const float* tp = t.data_ptr<float>();
-    float *pp = probs.data_ptr<float>(), *yp = y.data_ptr<float>(), *wp = w.data_ptr<float>();
-    float* op = pooled.data_ptr<float>();
-    at::parallel_for(0, b, 16, [&](int64_t begin, int64_t end) {
-      ctr::dispatch_width(h, [&]<int64_t H>() { k.forward<H>(tp, pp, yp, wp, op, begin, end); });
-    });
-    ctx->save_for_backward({inputs, w_qkv, per_row, per_slot, rows, t, probs, y, w});
-    return pooled;
-  }
-
-  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
-                                               torch::autograd::tensor_list grads) {
-    const auto saved = ctx->get_saved_variables();
-    const torch::Tensor &inputs = saved[0], &w_qkv = saved[1], &per_row = saved[2];
-    const torch::Tensor &per_slot = saved[3], &rows = saved[4], &tq = saved[5];
-    const torch::Tensor &probs = saved[6], &y = saved[7], &w = saved[8];
-    const torch::Tensor dpooled = grads[0].contiguous();
-    const int64_t b = rows.size(0), h = w_qkv.size(1);
-    // a and the slot embedding are the x parts of per_row and per_slot.
-    const torch::Tensor a = per_row.narrow(1, 0, h), slot = per_slot.narrow(1, 0, h);
-    const PartitionKernels k = kernels(per_row, per_slot, rows);
-    // Samples scatter into shared rows: each task adds into its own copy of the gradients,
-    // summed after (one task, the usual case here, writes the result directly).
-    const int64_t tasks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), b / 64));
-    torch::Tensor grad_row = torch::zeros({tasks, per_row.size(0), 4 * h}, per_row.options());
-    torch::Tensor grad_slot = torch::zeros({tasks, per_slot.size(0), 4 * h}, per_slot.options());
-    torch::Tensor grad_tq = torch::zeros_like(tq);
-    const float *tp = tq.data_ptr<float>(), *pp = probs.data_ptr<float>();
-    const float *yp = y.data_ptr<float>(), *wp = w.data_ptr<float>(), *dp = dpooled.data_ptr<float>();
-    float *gr = grad_row.data_ptr<float>(), *gs = grad_slot.data_ptr<float>();
-    float* gt = grad_tq.data_ptr<float>();
-    at::parallel_for(0, tasks, 1, [&](int64_t first, int64_t last) {
-      for (int64_t t = first; t < last; ++t)
-        ctr::dispatch_width(h, [&]<int64_t H>() {
-          k.backward<H>(tp, pp, yp, wp, dp, gr + t * per_row.numel(), gs + t * per_slot.numel(), gt,
-                        b * t / tasks, b * (t + 1) / tasks);
-        });
-    });
-    const torch::Tensor g_row = tasks == 1 ? grad_row[0] : grad_row.sum(0);    // [U, 4h]
-    const torch::Tensor g_slot = tasks == 1 ? grad_slot[0] : grad_slot.sum(0);  // [M, 4h]
-    // Back through the linear maps: x | q | k | v = a | a W_qkv' + b_qkv, per row and per slot.
-    const torch::Tensor g_qkv = g_row.narrow(1, h, 3 * h), g_slot_qkv = g_slot.narrow(1, h, 3 * h);
-    const torch::Tensor dw_qkv = at::addmm(at::mm(g_qkv.t(), a), g_slot_qkv.t(), slot);  // [3h, h]
-    const torch::Tensor db_qkv = g_qkv.sum(0);
-    const torch::Tensor dslot = at::addmm(g_slot.narrow(1, 0, h), g_slot_qkv, w_qkv);
-    torch::Tensor da = at::addmm(g_row.narrow(1, 0, h), g_qkv, w_qkv);  // [U, h]
-    da.mul_(a.gt(0));                                                    // ReLU
-    const torch::Tensor dw_in = at::mm(da.t(), inputs), db_in = da.sum(0);
-    const auto dw = dw_qkv.split(h), db = db_qkv.split(h);
-    return {torch::Tensor(), dw_in, db_in, dslot, dw[0], dw[1], dw[2], db[0], db[1], db[2],
-            torch::Tensor(), grad_tq};
-  }
-
- private:
-  static PartitionKernels kernels(const torch::Tensor& per_row, const torch::Tensor& per_slot,
-                                  const torch::Tensor& rows) {
-    const int64_t h = per_row.size(1) / 4;
-    return {rows.size(1), h, static_cast<float>(1.0 / std::sqrt(static_cast<double>(h))),
-            per_row.data_ptr<float>(), per_slot.data_ptr<float>(), rows.data_ptr<int64_t>()};
-  }
-};
+}
 
 // The distinct table rows a batch shows, in first-seen order: rows [B, M] (-1 = empty) ->
-// used [U], local [B, M] (index into used, -1 = empty), present [B, 1] (any visible slot).
+// used [U], local [B, M] (index into used, -1 = empty), flags [B, 2] (1, 0 when the sample
+// has a visible slot, else 0, 1).
 // Open addressing over twice the visible slots, so the cost is the batch's, not the
 // table's (torch::_unique cost 1.6 ms of a 15 ms fuse step).
 struct VisibleRows {
-  torch::Tensor used, local, present;
+  torch::Tensor used, local, flags;
 };
 
 VisibleRows visible_rows(const torch::Tensor& rows) {
-  const torch::Tensor r = rows.contiguous();
-  const int64_t b = r.size(0), m = r.size(1);
+  const torch::Tensor r = rows.stride(1) == 1 ? rows : rows.contiguous();
+  const int64_t b = r.size(0), m = r.size(1), stride = r.stride(0);
   const int64_t* rp = r.data_ptr<int64_t>();
   std::size_t cap = 16;
   while (cap < 2 * static_cast<std::size_t>(b * m)) cap <<= 1;
   std::vector<int64_t> keys(cap, -1), index(cap);
   std::vector<int64_t> used;
-  VisibleRows out{{}, torch::empty({b, m}, torch::kLong), torch::empty({b, 1}, torch::kBool)};
+  VisibleRows out{{}, torch::empty({b, m}, torch::kLong), torch::empty({b, 2}, torch::kFloat)};
   int64_t* lp = out.local.data_ptr<int64_t>();
-  bool* pp = out.present.data_ptr<bool>();
+  float* fp = out.flags.data_ptr<float>();
   for (int64_t s = 0; s < b; ++s) {
     bool any = false;
     for (int64_t i = s * m; i < (s + 1) * m; ++i) {
-      const int64_t row = rp[i];
+      const int64_t row = rp[s * stride + (i - s * m)];
       lp[i] = -1;
       if (row < 0) continue;
       any = true;
@@ -266,7 +84,8 @@ VisibleRows visible_rows(const torch::Tensor& rows) {
       }
       lp[i] = index[h];
     }
-    pp[s] = any;
+    fp[2 * s] = any ? 1.0f : 0.0f;
+    fp[2 * s + 1] = any ? 0.0f : 1.0f;
   }
   out.used = torch::tensor(used, torch::kLong);
   return out;
@@ -348,11 +167,18 @@ FuseLayerImpl::FuseLayerImpl(const FuseTable& t, const FuseConfig& in, int64_t q
   ctr::init_linear(input_);
   slot_embedding_ = register_parameter("slot_embedding", torch::zeros({slots_, hidden_}));
   if (attention_) {
-    query_ = register_module("query", torch::nn::Linear(hidden_, hidden_));
-    key_ = register_module("key", torch::nn::Linear(hidden_, hidden_));
-    value_ = register_module("value", torch::nn::Linear(hidden_, hidden_));
+    // Query, key and value as one [3h, h] map (one parameter each for weight and bias: each
+    // parameter costs a zero, an accumulate and an optimizer step per training step), each
+    // block initialised as its own [h, h] Linear.
+    qkv_ = register_module("qkv", torch::nn::Linear(hidden_, 3 * hidden_));
+    {
+      torch::NoGradGuard init;
+      for (int64_t i = 0; i < 3; ++i)
+        torch::nn::init::xavier_normal_(qkv_->weight.narrow(0, i * hidden_, hidden_));
+      qkv_->bias.zero_();
+    }
     target_ = register_module("target", torch::nn::Linear(query_dim, hidden_));
-    for (auto* l : {&query_, &key_, &value_, &target_}) ctr::init_linear(*l);
+    ctr::init_linear(target_);
   }
   if (needs_items_ && (!t.item_vectors || t.item_width <= 0 ||
                       t.item_vectors->size() % static_cast<std::size_t>(t.item_width) != 0))
@@ -399,25 +225,17 @@ torch::Tensor FuseLayerImpl::similarities(const torch::Tensor& rows, const torch
   // Both sides are fixed vectors: nothing to learn here, no graph. One dot product per
   // visible (slot, text) straight from the frozen tables: gathering [B, M, texts, k] first
   // and multiplying cost 8 ms of a 9 ms DeepFM step (fuse_bench), this a fraction of one.
-  const int64_t b = rows.size(0), k = item_unit_.size(1), per_row = texts_ * k;
+  const int64_t b = rows.size(0), k = item_unit_.size(1);
   torch::Tensor out = torch::zeros({b, slots_ * texts_});
-  const torch::Tensor r = rows.contiguous(), it = items.contiguous();
+  // Strided views of the batch's side columns are read in place.
+  const torch::Tensor r = rows.stride(1) == 1 ? rows : rows.contiguous(), it = items;
   const int64_t* rp = r.data_ptr<int64_t>();
   const int64_t* ip = it.data_ptr<int64_t>();
   const float* ru = row_unit_.data_ptr<float>();
   const float* iu = item_unit_.data_ptr<float>();
   float* op = out.data_ptr<float>();
-  at::parallel_for(0, b, 64, [&](int64_t begin, int64_t end) {
-    for (int64_t s = begin; s < end; ++s) {
-      if (ip[s] < 0) continue;
-      const float* target = iu + ip[s] * k;
-      for (int64_t m = 0; m < slots_; ++m) {
-        const int64_t row = rp[s * slots_ + m];
-        if (row < 0) continue;
-        for (int64_t t = 0; t < texts_; ++t)
-          op[(s * slots_ + m) * texts_ + t] = ctr::dot<0>(ru + row * per_row + t * k, target, k);
-      }
-    }
+  ctr::dispatch_width(k, [&]<int64_t K>() {
+    cosines<K>(rp, r.stride(0), ip, it.stride(0), ru, iu, b, slots_, texts_, k, op);
   });
   return out;
 }
@@ -430,11 +248,6 @@ torch::Tensor FuseLayerImpl::fuse(const torch::Tensor& rows, const torch::Tensor
   // splits into a per-row part and a per-slot part, so the maps run once per distinct table
   // row of the batch (U <= B x M, and independent of the table's size) and each slot gathers.
   const VisibleRows visible = visible_rows(rows);
-  torch::Tensor inputs;
-  {
-    torch::NoGradGuard frozen;  // the table is a buffer: nothing flows back into it
-    inputs = table.index_select(0, visible.used);  // [U, r]
-  }
   torch::Tensor pooled;
   if (visible.used.numel() == 0) {  // no sample of the batch has a visible partition
     pooled = torch::zeros({b, interaction_ ? 2 * hidden_ : hidden_});
@@ -448,22 +261,33 @@ torch::Tensor FuseLayerImpl::fuse(const torch::Tensor& rows, const torch::Tensor
       torch::Tensor text = text_target_(item_table.index_select(0, items.clamp_min(0))) * has;
       tq = tq.defined() ? tq + text : text;
     }
-    pooled = PartitionFuse::apply(inputs, input_->weight, input_->bias, slot_embedding_,
-                                  query_->weight, key_->weight, value_->weight, query_->bias,
-                                  key_->bias, value_->bias, visible.local, tq);  // [B, h]
+    pooled = partition_attention(table, visible.used, input_->weight, input_->bias,
+                                 slot_embedding_, qkv_->weight, qkv_->bias, visible.local,
+                                 tq);  // [B, h]
     if (interaction_) pooled = torch::cat({pooled, pooled * tq}, 1);
   } else {
+    torch::Tensor inputs;
+    {
+      torch::NoGradGuard frozen;  // the table is a buffer: nothing flows back into it
+      inputs = table.index_select(0, visible.used);  // [U, r]
+    }
     torch::Tensor a = torch::relu(input_(inputs));  // [U, h]
     torch::Tensor x = ctr::gather_rows(a, visible.local.clamp_min(0).reshape(-1)).view({b, slots_, hidden_});
     torch::Tensor maskf = visible.local.ge(0).to(torch::kFloat).unsqueeze(-1);  // [B, M, 1]
     pooled = ((x + slot_embedding_) * maskf).sum(1) / maskf.sum(1).clamp_min(1.0);
   }
+  std::vector<torch::Tensor> parts{pooled};
   if (similarity_) {
     TORCH_CHECK(items.defined() && items.size(0) == b, "fuse layer: similarity needs items");
-    pooled = torch::cat({pooled, similarities(rows, items)}, 1);
+    parts.push_back(similarities(rows, items));
   }
-  // A sample with no visible partition gets the learned no-history vector instead.
-  return torch::where(visible.present, output_(pooled), no_history_);  // [B, fused]
+  parts.push_back(visible.flags);
+  // One product with [W | b | no_history]: a sample with a visible partition gets W x + b,
+  // one without (its pooled vector and similarities are all 0) exactly the learned no-history
+  // vector. (torch::where and its backward cost more than the whole output map.)
+  const torch::Tensor weight =
+      torch::cat({output_->weight, output_->bias.unsqueeze(1), no_history_.unsqueeze(1)}, 1);
+  return torch::cat(parts, 1).mm(weight.t());  // [B, fused]
 }
 
 namespace {

@@ -110,6 +110,12 @@ torch::Tensor brute_force(uif::FuseLayer& fuse, const torch::Tensor& rows, const
   auto lin = [&](const std::string& name, const torch::Tensor& x) {
     return torch::matmul(x, p.at(name + ".weight").t()) + p.at(name + ".bias");
   };
+  // Query, key and value are the three [h, h] blocks of the one qkv map.
+  const int64_t h = p.at("slot_embedding").size(1);
+  auto block = [&](int64_t i, const torch::Tensor& x) {
+    return torch::matmul(x, p.at("qkv.weight").narrow(0, i * h, h).t()) +
+           p.at("qkv.bias").narrow(0, i * h, h);
+  };
   const double scale = 1.0 / std::sqrt(static_cast<double>(p.at("slot_embedding").size(1)));
   std::vector<torch::Tensor> outs;
   for (int64_t b = 0; b < rows.size(0); ++b) {
@@ -124,8 +130,8 @@ torch::Tensor brute_force(uif::FuseLayer& fuse, const torch::Tensor& rows, const
       continue;
     }
     torch::Tensor x = torch::stack(xs);  // [n, h]
-    torch::Tensor a = torch::softmax(torch::matmul(lin("query", x), lin("key", x).t()) * scale, -1);
-    torch::Tensor y = x + torch::matmul(a, lin("value", x));
+    torch::Tensor a = torch::softmax(torch::matmul(block(0, x), block(1, x).t()) * scale, -1);
+    torch::Tensor y = x + torch::matmul(a, block(2, x));
     torch::Tensor w = torch::softmax(torch::matmul(y, lin("target", query[b])) * scale, 0);
     outs.push_back(lin("output", torch::matmul(w, y)));
   }
@@ -133,10 +139,10 @@ torch::Tensor brute_force(uif::FuseLayer& fuse, const torch::Tensor& rows, const
 }
 
 // Output and every gradient (parameters and the target query) of the fused kernel against
-// the per-sample libtorch reference; hidden 6 runs the generic kernel, 8 the unrolled one.
+// the per-sample libtorch reference; hidden 6 runs the generic kernel, 8 and 16 the vector ones.
 // Table rows 1 and 8 are shared by two samples, so their gradients add up across samples.
 TEST(FuseLayer, AttentionMatchesBruteForce) {
-  for (int hidden : {6, 8}) {
+  for (int hidden : {6, 8, 16}) {
     torch::manual_seed(5);
     uif::FuseLayer fuse = fuse_layer(input_of(random_table(9, 10, 4), 10, "attention", 4, 0, hidden));
     torch::Tensor rows = torch::tensor({-1, -1, 1, 2, -1, -1, -1, -1, 3, 4, 5, 6, -1, 8, 1, 7,
@@ -197,9 +203,15 @@ TEST(FuseLayer, SimilarityIsTheCentredCosineToTheTarget) {
         }
         EXPECT_NEAR(got[s][m * kTexts + t].item<float>(), want, 1e-5) << s << " " << m << " " << t;
       }
-  // And the layer runs with it: the output sees the similarities.
-  const torch::Tensor out = fuse->fuse(rows, torch::randn({3, kQueryDim}), targets);
+  // And the layer runs with it: the output sees the similarities. A batch's side columns
+  // arrive as strided views of one [B, slots + 1] tensor; they are read in place, to the
+  // same result.
+  const torch::Tensor query = torch::randn({3, kQueryDim});
+  const torch::Tensor out = fuse->fuse(rows, query, targets);
   EXPECT_EQ(out.sizes(), (std::vector<int64_t>{3, 5}));
+  const torch::Tensor side = torch::cat({rows, targets.unsqueeze(1)}, 1);
+  EXPECT_TRUE(torch::equal(fuse->similarities(side.narrow(1, 0, 4), side.select(1, 4)), got));
+  EXPECT_TRUE(torch::equal(fuse->fuse(side.narrow(1, 0, 4), query, side.select(1, 4)), out));
 }
 
 TEST(FuseLayer, PcaReductionWhitensAndKeepsOrder) {

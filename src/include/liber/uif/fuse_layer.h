@@ -72,8 +72,7 @@ class FuseLayerImpl : public ctr::SideInputModule {
   torch::Tensor row_unit_, item_unit_;  // [P, texts, k], [I, k]: unit vectors
   torch::nn::Linear text_target_{nullptr};
   int64_t slots_, hidden_, fused_dim_;
-  torch::nn::Linear input_{nullptr}, query_{nullptr}, key_{nullptr}, value_{nullptr},
-      target_{nullptr}, output_{nullptr};
+  torch::nn::Linear input_{nullptr}, qkv_{nullptr}, target_{nullptr}, output_{nullptr};
   torch::Tensor slot_embedding_;  // [M, h]
   torch::Tensor no_history_;      // [fused_dim]
 };
