@@ -10,7 +10,8 @@
 //   build/fuse_bench --benchmark_filter=Backbone/deepfm
 //
 // items_per_second is samples/s; the ratio to read is Backbone/<name>/attention (or mean)
-// over Backbone/<name>/none from the same run.
+// over Backbone/<name>/none from the same run. Backbone/<name>/plumbing is the backbone with
+// a side input that does no work: the cost of the extra field alone.
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
@@ -89,6 +90,26 @@ void FuseLayerStep(benchmark::State& state, const std::string& fusion) {
   state.SetItemsProcessed(state.iterations() * kBatch);
 }
 
+// "plumbing": a side input that does no work, a learned [B, 32] vector per batch with the
+// fuse layer's output width: what one more field costs the backbone, apart from the layer.
+class ConstantSide : public liber::ctr::SideInputModule {
+ public:
+  ConstantSide() { value_ = register_parameter("value", torch::zeros({32})); }
+  torch::Tensor forward(const liber::ctr::Batch& batch, const torch::Tensor&) override {
+    return value_.expand({batch.side.size(0), 32});
+  }
+  int64_t output_dim() const override { return 32; }
+
+ private:
+  torch::Tensor value_;
+};
+class ConstantSideFactory : public liber::ctr::SideInputFactory {
+ public:
+  std::shared_ptr<liber::ctr::SideInputModule> make(int64_t) const override {
+    return std::make_shared<ConstantSide>();
+  }
+};
+
 // ML-1M-like fields: user, item, gender, age, occupation, zip, year; genres and history.
 liber::FeatureSchema schema(const std::string& fusion) {
   liber::FeatureSchema s;
@@ -98,6 +119,7 @@ liber::FeatureSchema schema(const std::string& fusion) {
   s.target_item_field = 1;
   s.history_field = 1;
   if (!fusion.empty()) s.side = liber::uif::fuse_plug(fuse_table(), fuse_config(fusion));
+  if (fusion == "plumbing") s.side.factory = std::make_shared<ConstantSideFactory>();
   return s;
 }
 
@@ -136,7 +158,7 @@ void register_all() {
                                  [f = std::string(fusion)](benchmark::State& st) { FuseLayerStep(st, f); })
         ->Unit(benchmark::kMillisecond);
   for (const std::string& backbone : liber::backbone_names())
-    for (const char* fusion : {"", "attention", "attention-nosim", "mean", "attention-dense"})
+    for (const char* fusion : {"", "plumbing", "attention", "attention-nosim", "mean", "attention-dense"})
       benchmark::RegisterBenchmark(
           ("Backbone/" + backbone + "/" + (*fusion ? fusion : "none")).c_str(),
           [backbone, f = std::string(fusion)](benchmark::State& st) { BackboneStep(st, backbone, f); })
