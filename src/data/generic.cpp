@@ -584,11 +584,11 @@ void read_events(const fs::path& path, BehaviorLog& log, const ReadOptions& opt,
 
 // The item attribute named `name` in any case, as the format matches every column name.
 const Attribute* attribute_any_case(const ItemCatalog& items, std::string_view name) {
+  const std::string wanted = lower(name);
   for (const Attribute& a : items.attributes)
-    if (lower(a.name) == lower(name)) return &a;
+    if (lower(a.name) == wanted) return &a;
   return nullptr;
 }
-
 
 // The nouns the caller named, else "item" and default_category. A category that is no item
 // attribute is a user error: prompts and the verifier would profile nothing.

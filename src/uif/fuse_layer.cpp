@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cmath>
 #include <vector>
 
 #include <fmt/format.h>
