@@ -86,5 +86,6 @@ void add_encode_command(CLI::App& app);
 void add_experiment_command(CLI::App& app);
 void add_migrate_command(CLI::App& app);
 void add_synthetic_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 
 }  // namespace liber::cli

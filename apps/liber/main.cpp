@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   liber::cli::add_experiment_command(app);
   liber::cli::add_migrate_command(app);
   liber::cli::add_synthetic_command(app);
+  liber::cli::add_serve_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -18,6 +18,7 @@ enum class ErrorKind {
   Network,     // download failed
   Checksum,    // downloaded archive does not match its published digest
   Internal,    // should not happen; reported, not asserted, where recovery is possible
+  Limit,       // over a configured limit (request size, events per request)
 };
 
 const char* to_string(ErrorKind kind);

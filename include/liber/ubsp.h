@@ -80,6 +80,8 @@ struct PartitionRule {
   // identity. Throws Error(Config) for an inconsistent rule.
   std::string describe() const;
   void validate() const;
+  // The rule describe() wrote (a store's meta "rule"); throws Error(Config) naming the text.
+  static PartitionRule parse(std::string_view text);
 };
 
 struct Partition {
@@ -247,6 +249,12 @@ class Ingestor {
   IngestStats ingest(std::span<const Event> stream);
   // Closes every non-empty cache with reason Flush (end of data), atomically.
   IngestStats flush_all();
+  // One delivery of live events (a request to `liber serve`), in arrival order, through
+  // the same rules and dedup as ingest() and written as ONE atomic batch (fsynced when
+  // IngestOptions::sync): when it returns, every outcome is durable; when it throws,
+  // nothing of the delivery is stored. No progress offset: the dedup keys make a
+  // redelivery harmless. `outcomes` gets one status per event.
+  IngestStats deliver(std::span<const Event> events, std::vector<AddStatus>* outcomes = nullptr);
 
  private:
   struct Impl;

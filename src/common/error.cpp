@@ -16,6 +16,7 @@ const char* to_string(ErrorKind kind) {
     case ErrorKind::Network: return "network";
     case ErrorKind::Checksum: return "checksum";
     case ErrorKind::Internal: return "internal";
+    case ErrorKind::Limit: return "limit";
   }
   return "unknown";
 }

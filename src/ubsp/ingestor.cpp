@@ -163,6 +163,90 @@ struct Ingestor::Impl {
     return h * 31 + static_cast<uint64_t>(e.ts);
   }
 
+  // The batch being built: keys written but not yet committed, the users whose caches it
+  // must write, the users counted in the stats.
+  std::unordered_set<std::string> pending;
+  std::vector<uint32_t> dirty;
+  std::vector<uint8_t> touched, dirty_flag;
+  std::vector<Partition> closed;
+  std::string key;
+
+  void begin_run() {
+    touched.assign(states.size(), 0);
+    dirty_flag.assign(states.size(), 0);
+  }
+
+  // One event through dedup and the partitioner into `batch`.
+  AddStatus process(const Event& e, WriteBatch& batch, IngestStats& stats) {
+    ++stats.events_seen;
+    if (part.is_bad(e)) {
+      ++stats.bad;
+      return AddStatus::Bad;
+    }
+    UserState& st = state(e.user);
+    if (e.user >= touched.size()) {
+      touched.resize(states.size(), 0);
+      dirty_flag.resize(states.size(), 0);
+    }
+    if (!touched[e.user]) {
+      touched[e.user] = 1;
+      ++stats.users;
+    }
+    key.clear();
+    append_event_key(key, user_ext(e.user), log.items.ids.key(e.item), e.ts);
+    // An event newer than everything the user has cannot have been seen before.
+    if (st.newest_ts != kNoTime && e.ts <= st.newest_ts &&
+        (pending.count(key) || store.get(kEvents, key))) {
+      ++stats.duplicates;
+      return AddStatus::Duplicate;
+    }
+    const AddStatus s = part.add(st, e, closed);
+    switch (s) {
+      case AddStatus::Accepted:
+        ++stats.new_events;
+        batch.put(kEvents, key, "A");
+        break;
+      case AddStatus::Duplicate:
+        ++stats.duplicates;
+        return s;
+      case AddStatus::LateClosed:
+      case AddStatus::LateWindow: {
+        (s == AddStatus::LateClosed ? stats.late_closed : stats.late_window)++;
+        batch.put(kEvents, key, "L");
+        std::string v(1, static_cast<char>(s));
+        put_event(v, log.items.ids.key(e.item), e.ts, 0, e.rating, e.label);
+        batch.put(kLate, key, v);
+        break;
+      }
+      case AddStatus::Bad:
+        ++stats.bad;
+        return s;
+    }
+    pending.insert(key);
+    if (!dirty_flag[e.user]) {
+      dirty_flag[e.user] = 1;
+      dirty.push_back(e.user);
+    }
+    for (const Partition& p : closed) {
+      batch.put(kPartitions, partition_key(user_ext(p.user), p.seq), encode_partition(p, log.items));
+      ++stats.closed[static_cast<int>(p.reason)];
+    }
+    closed.clear();
+    return s;
+  }
+
+  // Adds the touched users' caches to `batch` and commits it.
+  void commit(WriteBatch& batch) {
+    for (uint32_t u : dirty) {
+      batch.put(kCaches, user_key(user_ext(u)), encode_cache(states[u], log.items));
+      dirty_flag[u] = 0;
+    }
+    dirty.clear();
+    store.write(batch, opt.sync);
+    batch.clear();
+    pending.clear();
+  }
+
   IngestStats ingest(std::span<const Event> stream) {
     const auto t0 = std::chrono::steady_clock::now();
     IngestStats stats;
@@ -183,83 +267,17 @@ struct Ingestor::Impl {
     }
     stats.skipped = start;
     ProgressBar bar("ingest", stream.size() - start, "events", opt.progress_bar);
-    std::unordered_set<std::string> pending;
-    std::vector<uint32_t> dirty;
-    std::vector<uint8_t> touched(states.size(), 0), dirty_flag(states.size(), 0);
-    std::vector<Partition> closed;
-    std::string key;
+    begin_run();
     auto batch = store.new_batch();
     std::size_t pos = start;
     while (pos < stream.size()) {
       const std::size_t end = std::min(stream.size(), pos + opt.batch_events);
       for (std::size_t i = pos; i < end; ++i) {
-        const Event& e = stream[i];
-        hash = mix(hash, e, log);
-        ++stats.events_seen;
-        if (part.is_bad(e)) {
-          ++stats.bad;
-          continue;
-        }
-        UserState& st = state(e.user);
-        if (e.user >= touched.size()) {
-          touched.resize(states.size(), 0);
-          dirty_flag.resize(states.size(), 0);
-        }
-        if (!touched[e.user]) {
-          touched[e.user] = 1;
-          ++stats.users;
-        }
-        key.clear();
-        append_event_key(key, user_ext(e.user), log.items.ids.key(e.item), e.ts);
-        // An event newer than everything the user has cannot have been seen before.
-        if (st.newest_ts != kNoTime && e.ts <= st.newest_ts &&
-            (pending.count(key) || store.get(kEvents, key))) {
-          ++stats.duplicates;
-          continue;
-        }
-        const AddStatus s = part.add(st, e, closed);
-        switch (s) {
-          case AddStatus::Accepted:
-            ++stats.new_events;
-            batch->put(kEvents, key, "A");
-            break;
-          case AddStatus::Duplicate:
-            ++stats.duplicates;
-            continue;
-          case AddStatus::LateClosed:
-          case AddStatus::LateWindow: {
-            (s == AddStatus::LateClosed ? stats.late_closed : stats.late_window)++;
-            batch->put(kEvents, key, "L");
-            std::string v(1, static_cast<char>(s));
-            put_event(v, log.items.ids.key(e.item), e.ts, 0, e.rating, e.label);
-            batch->put(kLate, key, v);
-            break;
-          }
-          case AddStatus::Bad:
-            ++stats.bad;
-            continue;
-        }
-        pending.insert(key);
-        if (!dirty_flag[e.user]) {
-          dirty_flag[e.user] = 1;
-          dirty.push_back(e.user);
-        }
-        for (const Partition& p : closed) {
-          batch->put(kPartitions, partition_key(user_ext(p.user), p.seq),
-                     encode_partition(p, log.items));
-          ++stats.closed[static_cast<int>(p.reason)];
-        }
-        closed.clear();
+        hash = mix(hash, stream[i], log);
+        process(stream[i], *batch, stats);
       }
-      for (uint32_t u : dirty) {
-        batch->put(kCaches, user_key(user_ext(u)), encode_cache(states[u], log.items));
-        dirty_flag[u] = 0;
-      }
-      dirty.clear();
       batch->put(kProgressFamily, opt.stream, encode_progress({end, hash}));
-      store.write(*batch, opt.sync);
-      batch->clear();
-      pending.clear();
+      commit(*batch);
       ++stats.batches;
       bar.advance(end - pos);
       pos = end;
@@ -268,6 +286,31 @@ struct Ingestor::Impl {
       if (opt.on_commit) opt.on_commit(stats);
     }
     bar.finish();
+    stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return stats;
+  }
+
+  IngestStats deliver(std::span<const Event> events, std::vector<AddStatus>* outcomes) {
+    const auto t0 = std::chrono::steady_clock::now();
+    IngestStats stats;
+    begin_run();
+    auto batch = store.new_batch();
+    if (outcomes) outcomes->clear();
+    for (const Event& e : events) {
+      const AddStatus s = process(e, *batch, stats);
+      if (outcomes) outcomes->push_back(s);
+    }
+    try {
+      commit(*batch);
+    } catch (...) {
+      // Nothing of the delivery is stored: forget the in-memory states it changed, so
+      // they are read back from the store on next use.
+      for (uint32_t u : dirty) states[u] = UserState{}, loaded[u] = 0, dirty_flag[u] = 0;
+      dirty.clear();
+      pending.clear();
+      throw;
+    }
+    stats.batches = 1;
     stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return stats;
   }
@@ -308,6 +351,9 @@ Ingestor::Ingestor(Store& store, const BehaviorLog& log, PartitionRule rule, Ing
 Ingestor::~Ingestor() = default;
 IngestStats Ingestor::ingest(std::span<const Event> stream) { return impl_->ingest(stream); }
 IngestStats Ingestor::flush_all() { return impl_->flush_all(); }
+IngestStats Ingestor::deliver(std::span<const Event> events, std::vector<AddStatus>* outcomes) {
+  return impl_->deliver(events, outcomes);
+}
 
 IngestStats ingest_log(const std::filesystem::path& path, const BehaviorLog& log,
                        const PartitionRule& rule, const IngestOptions& opt) {

@@ -1,5 +1,7 @@
 // The in-memory UBSP partitioner (rules documented in include/liber/ubsp.h).
 #include <algorithm>
+#include <charconv>
+#include <cstdlib>
 #include <chrono>
 #include <cmath>
 
@@ -57,6 +59,55 @@ std::string PartitionRule::describe() const {
     s += "shift=off ";
   s += fmt::format("max={} late={}", max_size, lateness);
   return s;
+}
+
+PartitionRule PartitionRule::parse(std::string_view text) {
+  PartitionRule r;
+  auto bad = [&](std::string_view why) {
+    return Error(ErrorKind::Config, fmt::format("partition rule '{}': {}", text, why));
+  };
+  auto number = [&](std::string_view key, std::string_view v) {
+    int64_t n = 0;
+    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec != std::errc() || end != v.data() + v.size() || n < 0)
+      throw bad(fmt::format("{} is not a count: '{}'", key, v));
+    return n;
+  };
+  std::size_t seen = 0;
+  for (std::size_t pos = 0; pos < text.size();) {
+    std::size_t end = text.find(' ', pos);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view field = text.substr(pos, end - pos);
+    pos = end + 1;
+    const std::size_t eq = field.find('=');
+    if (eq == std::string_view::npos) throw bad(fmt::format("'{}' is not key=value", field));
+    const std::string_view key = field.substr(0, eq), v = field.substr(eq + 1);
+    ++seen;
+    if (key == "count") r.count = static_cast<std::size_t>(number(key, v));
+    else if (key == "span") r.max_span = number(key, v);
+    else if (key == "gap") r.max_gap = number(key, v);
+    else if (key == "max") r.max_size = static_cast<std::size_t>(number(key, v));
+    else if (key == "late") r.lateness = number(key, v);
+    else if (key == "shift") {
+      if (v == "off") continue;
+      // attribute:w=W:t=T
+      const std::size_t w = v.rfind(":w="), t = v.rfind(":t=");
+      if (w == std::string_view::npos || t == std::string_view::npos || t < w)
+        throw bad(fmt::format("shift is not 'off' or attribute:w=W:t=T: '{}'", v));
+      r.shift = true;
+      r.shift_attribute = std::string(v.substr(0, w));
+      r.shift_window = static_cast<std::size_t>(number("shift window", v.substr(w + 3, t - w - 3)));
+      const std::string threshold(v.substr(t + 3));
+      char* stop = nullptr;
+      r.shift_threshold = std::strtod(threshold.c_str(), &stop);
+      if (threshold.empty() || *stop != '\0') throw bad(fmt::format("shift threshold '{}'", threshold));
+    } else {
+      throw bad(fmt::format("unknown key '{}'", key));
+    }
+  }
+  if (seen != 6) throw bad("expected count, span, gap, shift, max and late");
+  r.validate();
+  return r;
 }
 
 Partitioner::Partitioner(PartitionRule rule, const ItemCatalog* items) : rule_(std::move(rule)) {

@@ -1,0 +1,117 @@
+// `liber serve`: the store behind the HTTP API (include/liber/serve.h).
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <future>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "cli.h"
+#include "liber/error.h"
+#include "liber/serve.h"
+
+namespace liber::cli {
+
+namespace {
+
+// SIGTERM and SIGINT become a byte on a pipe that a watching thread reads: a handler may do
+// little else, and blocking the signals instead does not cover threads that libraries
+// started before main.
+int signal_pipe[2] = {-1, -1};
+
+void on_signal(int sig) {
+  const char byte = static_cast<char>(sig);
+  [[maybe_unused]] const ssize_t n = ::write(signal_pipe[1], &byte, 1);
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& app) {
+  struct Flags {
+    std::string store = "./liber-state";
+    std::string host = "127.0.0.1";
+    int port = 8080;
+    std::string token_file, token_env;
+    int threads = 4;
+    bool no_sync = false;
+    std::size_t max_body_mb = 8, max_events = 10000, max_connections = 64;
+    double read_timeout_s = 5, shutdown_timeout_s = 15;
+  };
+  auto f = std::make_shared<Flags>();
+  CLI::App* cmd = app.add_subcommand(
+      "serve", "serve the store over HTTP: take events as they happen, answer what a user's "
+               "partitions and interests are");
+  cmd->add_option("--store", f->store, "state store directory (made by liber ingest)")->capture_default_str();
+  cmd->add_option("--host", f->host, "address to listen on")->capture_default_str();
+  cmd->add_option("--port", f->port, "port to listen on (0: any free port)")->capture_default_str();
+  auto* file = cmd->add_option("--token-file", f->token_file,
+                               "file whose first line is the bearer token clients must send");
+  auto* env = cmd->add_option("--token-env", f->token_env,
+                              "environment variable holding the bearer token");
+  file->excludes(env);
+  cmd->add_option("--threads", f->threads, "request threads")->capture_default_str();
+  cmd->add_flag("--no-sync", f->no_sync,
+                "acknowledge events once in the write-ahead log, before it is fsynced (a "
+                "process crash loses nothing; a power loss may lose the last requests)");
+  cmd->add_option("--max-body-mb", f->max_body_mb, "largest request body, MiB")->capture_default_str();
+  cmd->add_option("--max-events", f->max_events, "most events in one request")->capture_default_str();
+  cmd->add_option("--max-connections", f->max_connections,
+                  "connections served or waiting at once; more get 503")->capture_default_str();
+  cmd->add_option("--read-timeout", f->read_timeout_s,
+                  "seconds a connection may take to send a request")->capture_default_str();
+  cmd->add_option("--shutdown-timeout", f->shutdown_timeout_s,
+                  "seconds SIGTERM waits for in-flight requests before exiting anyway")->capture_default_str();
+  cmd->callback([f] {
+    ServeOptions opt;
+    opt.host = f->host;
+    opt.port = f->port;
+    if (!f->token_file.empty()) opt.token = read_token_file(f->token_file);
+    else if (!f->token_env.empty()) opt.token = read_token_env(f->token_env);
+    else throw Error(ErrorKind::Config, "liber serve needs --token-file FILE or --token-env NAME");
+    opt.threads = f->threads;
+    opt.sync = !f->no_sync;
+    opt.limits.max_body_bytes = f->max_body_mb << 20;
+    opt.limits.max_events = f->max_events;
+    opt.limits.max_connections = f->max_connections;
+    opt.limits.read_timeout = std::chrono::milliseconds(static_cast<int64_t>(f->read_timeout_s * 1000));
+
+    if (::pipe(signal_pipe) != 0) throw Error(ErrorKind::Io, "liber serve: cannot create a pipe");
+    struct sigaction action {};
+    action.sa_handler = on_signal;
+    sigemptyset(&action.sa_mask);
+    ::sigaction(SIGTERM, &action, nullptr);
+    ::sigaction(SIGINT, &action, nullptr);
+
+    auto store = open_rocksdb_store(f->store);
+    Service service(*store, opt);
+    const int port = service.bind();
+    std::fprintf(stderr, "liber: serving %s on http://%s:%d (%d threads)\n", f->store.c_str(),
+                 opt.host.c_str(), port, opt.threads);
+    std::promise<void> done;
+    std::thread watcher([&service, &done, timeout = f->shutdown_timeout_s] {
+      char sig = 0;
+      while (::read(signal_pipe[0], &sig, 1) < 0 && errno == EINTR) {
+      }
+      if (sig == 0) return;  // run() returned on its own
+      std::fprintf(stderr, "liber: %s: finishing in-flight requests\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      service.stop();
+      if (done.get_future().wait_for(std::chrono::duration<double>(timeout)) != std::future_status::ready) {
+        std::fprintf(stderr, "liber: requests still in flight after %.0f s; exiting anyway\n", timeout);
+        std::_Exit(1);
+      }
+    });
+    service.run();
+    done.set_value();
+    // run() also returns when the listener fails: wake the watcher if no signal came.
+    const char none = 0;
+    [[maybe_unused]] const ssize_t n = ::write(signal_pipe[1], &none, 1);
+    watcher.join();
+    store->flush();
+    std::fprintf(stderr, "liber: stopped\n");
+  });
+}
+
+}  // namespace liber::cli

@@ -1,0 +1,99 @@
+// `liber serve`: the store behind an HTTP API (JSON under /v1). Events arrive as they
+// happen and go through the same durable, idempotent UBSP path as `liber ingest`; a user's
+// partitions and interest records are read back from the store. See README "The service".
+//
+// The service holds no state of its own: everything it answers comes from the store, and
+// everything it accepts is in the store before it answers.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "liber/data.h"
+#include "liber/store.h"
+#include "liber/ubsp.h"
+
+namespace liber {
+
+// ---- Event decoding --------------------------------------------------------------------
+// A request body of events: a JSON array of objects, or JSON lines (one object a line,
+// blank lines allowed). An event: {"user": id, "item": id, "ts": seconds, "rating"?: number,
+// "label"?: 0|1}; ids are the catalog's external ids, as strings or integers.
+struct EventProblem {
+  std::size_t index = 0;  // the event's position in the request, from 0
+  std::string field;      // "user", "item", "ts", "rating", "label", or "" for the event
+  std::string reason;
+};
+struct DecodedEvents {
+  std::vector<Event> events;         // the well-formed events, in request order
+  std::vector<std::size_t> position; // each one's index in the request
+  std::vector<EventProblem> bad;     // the others, with what is wrong
+  std::size_t total = 0;             // events in the request
+};
+// Throws Error(Parse) when the body is not a JSON array or JSON lines of objects (naming
+// the line and column), and Error(Limit) when it holds more than `max_events`. An event
+// that is wrong in itself (not an object; a field missing, of the wrong type, out of range;
+// an unknown user or item) is in `bad`, not thrown: the others still count.
+DecodedEvents decode_events(std::string_view body, const ItemCatalog& items,
+                            const UserTable& users, std::size_t max_events);
+
+// ---- The service ----------------------------------------------------------------------
+// Every limit is answered with its status and a JSON error naming the limit:
+//   body over max_body_bytes            413 {"limit": "body_bytes"}
+//   more than max_events in a request   413 {"limit": "events_per_request"}
+//   a header line over 8,192 bytes      431 or 400 (cpp-httplib's compiled limit)
+//   max_connections connections open    503 {"limit": "connections"}, Connection: close
+//   a request not sent within read_timeout: the connection is closed
+struct ServeLimits {
+  std::size_t max_body_bytes = 8u << 20;
+  std::size_t max_events = 10000;
+  std::chrono::milliseconds read_timeout{5000};
+  std::size_t max_connections = 64;  // being served or waiting for a thread
+};
+
+struct ServeOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;        // 0: any free port (Service::port says which)
+  std::string token;      // the bearer token every route but /healthz and /readyz requires
+  int threads = 4;        // request threads
+  bool sync = true;       // fsync the write-ahead log before acknowledging events
+  ServeLimits limits;
+};
+
+class Service {
+ public:
+  // Reads the catalog and the partition rule from the store (a store `liber ingest`
+  // made). Throws Error(Config) without a token, Error(InvalidInput) for a store without a
+  // catalog.
+  Service(Store& store, ServeOptions options);
+  ~Service();
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
+
+  // Binds the listening socket; returns the port. Throws Error(Io) when it cannot.
+  int bind();
+  // Serves until stop(); binds first if bind() was not called.
+  void run();
+  // Stops accepting, lets in-flight requests finish, makes run() return. Safe from any
+  // thread and from a signal-watching thread (not from a signal handler).
+  void stop();
+  int port() const;
+  // The /metrics text.
+  std::string metrics() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The bearer token from a file (first line, trimmed) or an environment variable.
+// Throws Error(Config) naming the file or variable when it is missing or empty.
+std::string read_token_file(const std::filesystem::path& file);
+std::string read_token_env(std::string_view variable);
+
+}  // namespace liber

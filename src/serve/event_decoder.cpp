@@ -1,0 +1,150 @@
+// Request bodies of events -> Event rows; see include/liber/serve.h.
+#include <chrono>
+#include <cmath>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "liber/error.h"
+#include "liber/serve.h"
+
+namespace liber {
+namespace {
+
+using json = nlohmann::json;
+
+// Line and column (from 1) of byte `offset` in `text`.
+std::string place(std::string_view text, std::size_t offset, std::size_t first_line = 1) {
+  offset = std::min(offset, text.size());
+  std::size_t line = first_line, column = 1;
+  for (std::size_t i = 0; i < offset; ++i) {
+    if (text[i] == '\n') ++line, column = 1;
+    else ++column;
+  }
+  return fmt::format("line {}, column {}", line, column);
+}
+
+json parse(std::string_view text, std::size_t first_line) {
+  try {
+    return json::parse(text.begin(), text.end());
+  } catch (const json::parse_error& e) {
+    // byte is 1-based and points at the offending character (or one past the end).
+    const std::size_t at = e.byte > 0 ? e.byte - 1 : 0;
+    std::string what = e.what();
+    if (const std::size_t colon = what.rfind(": "); colon != std::string::npos)
+      what = what.substr(colon + 2);
+    throw Error(ErrorKind::Parse, fmt::format("request body, {}: malformed JSON ({})",
+                                              place(text, at, first_line), what));
+  }
+}
+
+class EventReader {
+ public:
+  EventReader(const ItemCatalog& items, const UserTable& users) : items_(items), users_(users) {
+    max_ts_ = std::chrono::duration_cast<std::chrono::seconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count() +
+              86400;
+  }
+
+  void read(const json& j, std::size_t index, DecodedEvents& out) const {
+    auto fail = [&](std::string field, std::string reason) {
+      out.bad.push_back({index, std::move(field), std::move(reason)});
+    };
+    if (!j.is_object()) return fail("", fmt::format("an event must be a JSON object, not {}", j.type_name()));
+    Event e;
+    std::string why;
+    if (!id(j, "user", users_.ids, e.user, why)) return fail("user", why);
+    if (!id(j, "item", items_.ids, e.item, why)) return fail("item", why);
+    const auto ts = j.find("ts");
+    if (ts == j.end()) return fail("ts", "missing");
+    if (!ts->is_number_integer())
+      return fail("ts", fmt::format("must be an integer (seconds since the Unix epoch), not {}",
+                                    ts->is_number() ? "a fraction" : ts->type_name()));
+    if (ts->is_number_unsigned() && ts->get<uint64_t>() > static_cast<uint64_t>(max_ts_))
+      return fail("ts", "more than a day in the future");
+    e.ts = ts->get<int64_t>();
+    if (e.ts < 0) return fail("ts", "before 1970");
+    if (e.ts > max_ts_) return fail("ts", "more than a day in the future");
+    if (const auto r = j.find("rating"); r != j.end() && !r->is_null()) {
+      if (!r->is_number()) return fail("rating", fmt::format("must be a number, not {}", r->type_name()));
+      const double v = r->get<double>();
+      if (!std::isfinite(v) || std::abs(v) > 1e9) return fail("rating", "out of range");
+      e.rating = static_cast<float>(v);
+    }
+    if (const auto l = j.find("label"); l != j.end() && !l->is_null()) {
+      if (l->is_boolean()) e.label = l->get<bool>() ? 1 : 0;
+      else if (l->is_number_integer() && (l->get<int64_t>() == 0 || l->get<int64_t>() == 1))
+        e.label = static_cast<int8_t>(l->get<int64_t>());
+      else return fail("label", "must be 0 or 1");
+    }
+    out.events.push_back(e);
+    out.position.push_back(index);
+  }
+
+ private:
+  static bool id(const json& j, const char* field, const Vocab& vocab, uint32_t& out,
+                 std::string& why) {
+    const auto it = j.find(field);
+    if (it == j.end()) return why = "missing", false;
+    std::string key;
+    if (it->is_string()) key = it->get<std::string>();
+    else if (it->is_number_unsigned()) key = std::to_string(it->get<uint64_t>());
+    else if (it->is_number_integer()) key = std::to_string(it->get<int64_t>());
+    else return why = fmt::format("must be a string or an integer id, not {}", it->type_name()), false;
+    out = vocab.find(key);
+    if (out == 0) {
+      // Bounded, printable echo of what was sent: it goes back into a response.
+      std::string shown;
+      for (char c : key.substr(0, 64)) shown += (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') ? c : '?';
+      return why = fmt::format("unknown {} '{}' (not in the store's catalog)", field, shown), false;
+    }
+    return true;
+  }
+
+  const ItemCatalog& items_;
+  const UserTable& users_;
+  int64_t max_ts_ = 0;
+};
+
+void check_count(std::size_t n, std::size_t max_events) {
+  if (n > max_events)
+    throw Error(ErrorKind::Limit,
+                fmt::format("the request holds more than {} events (limit: events per request)", max_events));
+}
+
+}  // namespace
+
+DecodedEvents decode_events(std::string_view body, const ItemCatalog& items,
+                            const UserTable& users, std::size_t max_events) {
+  DecodedEvents out;
+  const EventReader reader(items, users);
+  const std::size_t first = body.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos) throw Error(ErrorKind::Parse, "request body: no events (empty body)");
+  if (body[first] == '[') {
+    const json array = parse(body, 1);
+    if (!array.is_array()) throw Error(ErrorKind::Parse, "request body: not a JSON array");
+    check_count(array.size(), max_events);
+    out.total = array.size();
+    for (std::size_t i = 0; i < array.size(); ++i) reader.read(array[i], i, out);
+    return out;
+  }
+  // JSON lines.
+  std::size_t line = 1;
+  for (std::size_t pos = 0; pos < body.size(); ++line) {
+    std::size_t end = body.find('\n', pos);
+    if (end == std::string_view::npos) end = body.size();
+    const std::string_view text = body.substr(pos, end - pos);
+    pos = end + 1;
+    if (text.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    check_count(out.total + 1, max_events);
+    const json j = parse(text, line);
+    if (!j.is_object())
+      throw Error(ErrorKind::Parse, fmt::format("request body, line {}: a JSON line must be an event object, not {}",
+                                                line, j.type_name()));
+    reader.read(j, out.total++, out);
+  }
+  return out;
+}
+
+}  // namespace liber
