@@ -51,6 +51,9 @@ struct EngineFlags {
   // The knowledge encoder's flags (liber encode): the default model is the sentence
   // encoder, and the llama engine is built for embeddings only.
   bool encoder = false;
+  // Before every option name: "encoder-" gives --encoder-engine, --encoder-model, ... (liber
+  // serve takes an LLM and an encoder).
+  std::string prefix;
 
   void add_to(CLI::App& cmd);
   std::unique_ptr<LlmEngine> make() const;

@@ -25,20 +25,20 @@ StopOnSigint::~StopOnSigint() { std::signal(SIGINT, SIG_DFL); }
 const std::atomic<bool>* StopOnSigint::flag() const { return &g_stop; }
 
 void EngineFlags::add_to(CLI::App& cmd) {
-  cmd.add_option("--engine", engine, "llama (in process) or http (OpenAI-compatible)")
+  cmd.add_option("--" + prefix + "engine", engine, "llama (in process) or http (OpenAI-compatible)")
       ->check(CLI::IsMember({"llama", "http"}))
       ->capture_default_str();
-  cmd.add_option("--model", model,
+  cmd.add_option("--" + prefix + "model", model,
                  encoder ? "GGUF encoder for --engine llama (default: all-MiniLM-L6-v2 from setup)"
                          : "GGUF model for --engine llama (default: Gemma 3 270M from setup)");
-  cmd.add_option("--base-url", base_url, "server URL for --engine http, e.g. http://127.0.0.1:8000/v1");
-  cmd.add_option("--api-model", api_model, "model name sent to the server (--engine http)");
-  cmd.add_option("--parallel", parallel, "sequences decoded at once / requests in flight")
+  cmd.add_option("--" + prefix + "base-url", base_url, "server URL for --engine http, e.g. http://127.0.0.1:8000/v1");
+  cmd.add_option("--" + prefix + "api-model", api_model, "model name sent to the server (--engine http)");
+  cmd.add_option("--" + prefix + "parallel", parallel, "sequences decoded at once / requests in flight")
       ->capture_default_str();
-  cmd.add_option("--context", context,
+  cmd.add_option("--" + prefix + "context", context,
                  "llama.cpp context: KV cells of all sequences (each gets context / parallel)")
       ->capture_default_str();
-  cmd.add_option("--threads", threads, "llama.cpp threads (0 = all cores)")->capture_default_str();
+  cmd.add_option("--" + prefix + "threads", threads, "llama.cpp threads (0 = all cores)")->capture_default_str();
 }
 
 std::unique_ptr<LlmEngine> EngineFlags::make() const {

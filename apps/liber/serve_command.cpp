@@ -37,6 +37,11 @@ void add_serve_command(CLI::App& app) {
     std::string token_file, token_env;
     int threads = 4;
     bool no_sync = false;
+    bool no_learn = false;
+    EngineFlags llm, encoder;
+    std::string variant = "cascade";
+    int max_tokens = 200, candidates = 3;
+    std::size_t batch_users = 64;
     std::size_t max_body_mb = 8, max_events = 10000, max_connections = 64;
     double read_timeout_s = 5, shutdown_timeout_s = 15;
   };
@@ -52,7 +57,19 @@ void add_serve_command(CLI::App& app) {
   auto* env = cmd->add_option("--token-env", f->token_env,
                               "environment variable holding the bearer token");
   file->excludes(env);
-  cmd->add_option("--threads", f->threads, "request threads")->capture_default_str();
+  cmd->add_option("--http-threads", f->threads, "request threads")->capture_default_str();
+  cmd->add_flag("--no-learn", f->no_learn,
+                "no background pipeline: take events and answer, learn nothing (no model loaded)");
+  f->llm.add_to(*cmd);
+  f->encoder.encoder = true;
+  f->encoder.prefix = "encoder-";
+  f->encoder.add_to(*cmd);
+  cmd->add_option("--variant", f->variant, "the variant the pipeline learns (as liber learn)")
+      ->capture_default_str();
+  cmd->add_option("--max-tokens", f->max_tokens, "output tokens per partition")->capture_default_str();
+  cmd->add_option("--candidates", f->candidates,
+                  "outputs sampled when one fails the verifier (as liber learn)")->capture_default_str();
+  cmd->add_option("--batch-users", f->batch_users, "users per pipeline run")->capture_default_str();
   cmd->add_flag("--no-sync", f->no_sync,
                 "acknowledge events once in the write-ahead log, before it is fsynced (a "
                 "process crash loses nothing; a power loss may lose the last requests)");
@@ -85,11 +102,23 @@ void add_serve_command(CLI::App& app) {
     ::sigaction(SIGTERM, &action, nullptr);
     ::sigaction(SIGINT, &action, nullptr);
 
+    opt.pipeline.learn.variant = f->variant;
+    opt.pipeline.learn.max_tokens = f->max_tokens;
+    opt.pipeline.learn.candidates = f->candidates;
+    opt.pipeline.batch_users = f->batch_users;
+    std::unique_ptr<LlmEngine> llm, encoder;
+    if (!f->no_learn) {
+      llm = f->llm.make();
+      encoder = f->encoder.make();
+    }
     auto store = open_rocksdb_store(f->store);
-    Service service(*store, opt);
+    Service service(*store, opt, llm.get(), encoder.get());
     const int port = service.bind();
-    std::fprintf(stderr, "liber: serving %s on http://%s:%d (%d threads)\n", f->store.c_str(),
-                 opt.host.c_str(), port, opt.threads);
+    std::fprintf(stderr, "liber: serving %s on http://%s:%d (%d request threads; %s)\n",
+                 f->store.c_str(), opt.host.c_str(), port, opt.threads,
+                 llm ? fmt::format("learning with {}, encoding with {}", llm->model_id(),
+                                   encoder->model_id()).c_str()
+                     : "no pipeline");
     std::promise<void> done;
     std::thread watcher([&service, &done, timeout = f->shutdown_timeout_s] {
       char sig = 0;

@@ -15,8 +15,11 @@
 #include <vector>
 
 #include "liber/data.h"
+#include "liber/llm.h"
 #include "liber/store.h"
 #include "liber/ubsp.h"
+#include "liber/uif.h"
+#include "liber/uil.h"
 
 namespace liber {
 
@@ -56,6 +59,22 @@ struct ServeLimits {
   std::size_t max_connections = 64;  // being served or waiting for a thread
 };
 
+// The background pipeline: every partition that closes is learned (UIL, cascade order per
+// user, the engine's continuous batching), verified, and its texts encoded (UIF), so a
+// user's interests become fresh without a batch command. Its queue is the store: a
+// partition is pending while its variant has no ok record for it, so a restart resumes
+// where the last run stopped (the first run after start covers every user). In memory it
+// holds at most max_users user ids; past that it forgets them and rescans the store.
+// Ingest never waits for it. An engine that fails (a server down) leaves the partitions
+// pending: the pipeline retries after a back-off that doubles up to max_backoff.
+struct PipelineOptions {
+  LearnOptions learn;             // variant, max tokens, guard...: as liber learn
+  EncodeOptions encode;           // as liber encode
+  std::size_t batch_users = 64;   // users per learn run
+  std::size_t max_users = 100000; // user ids held in memory before a rescan
+  std::chrono::milliseconds max_backoff{30000};
+};
+
 struct ServeOptions {
   std::string host = "127.0.0.1";
   int port = 8080;        // 0: any free port (Service::port says which)
@@ -63,14 +82,16 @@ struct ServeOptions {
   int threads = 4;        // request threads
   bool sync = true;       // fsync the write-ahead log before acknowledging events
   ServeLimits limits;
+  PipelineOptions pipeline;
 };
 
 class Service {
  public:
   // Reads the catalog and the partition rule from the store (a store `liber ingest`
-  // made). Throws Error(Config) without a token, Error(InvalidInput) for a store without a
-  // catalog.
-  Service(Store& store, ServeOptions options);
+  // made). With an LLM and an encoder it runs the background pipeline (both are used by
+  // its thread alone and must outlive the service); without, it only ingests and answers.
+  // Throws Error(Config) without a token, Error(InvalidInput) for a store without a catalog.
+  Service(Store& store, ServeOptions options, LlmEngine* llm = nullptr, LlmEngine* encoder = nullptr);
   ~Service();
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;

@@ -5,8 +5,9 @@
 namespace liber::serve {
 
 void Histogram::observe(double seconds) {
+  if (counts.empty()) counts.assign(bounds.size() + 1, 0);
   std::size_t b = 0;
-  while (b < kLatencyBuckets.size() && seconds > kLatencyBuckets[b]) ++b;
+  while (b < bounds.size() && seconds > bounds[b]) ++b;
   ++counts[b];
   ++count;
   sum += seconds;
@@ -16,6 +17,13 @@ void Metrics::request(const std::string& route, int status, double seconds) {
   std::lock_guard<std::mutex> lock(mutex_);
   ++requests_[{route, status}];
   latency_[route].observe(seconds);
+}
+
+void Metrics::observe(const std::string& name, double seconds) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Histogram& h = histograms_[name];
+  h.bounds = kFreshnessBuckets;
+  h.observe(seconds);
 }
 
 void Metrics::add(const std::string& name, const std::string& labels, uint64_t n) {
@@ -58,19 +66,25 @@ std::string Metrics::text() const {
   for (const auto& [key, n] : requests_)
     out += fmt::format("liber_http_requests_total{{route=\"{}\",code=\"{}\"}} {}\n", key.first,
                        key.second, n);
+  // One histogram's series; `labels` is empty or ends with a comma.
+  auto histogram = [&](const std::string& name, const std::string& labels, const Histogram& h) {
+    uint64_t cumulative = 0;
+    for (std::size_t b = 0; b < h.bounds.size(); ++b) {
+      cumulative += h.counts.empty() ? 0 : h.counts[b];
+      out += fmt::format("{}_bucket{{{}le=\"{}\"}} {}\n", name, labels, h.bounds[b], cumulative);
+    }
+    out += fmt::format("{}_bucket{{{}le=\"+Inf\"}} {}\n", name, labels, h.count);
+    const std::string plain = labels.empty() ? "" : "{" + labels.substr(0, labels.size() - 1) + "}";
+    out += fmt::format("{}_sum{} {}\n{}_count{} {}\n", name, plain, h.sum, name, plain, h.count);
+  };
   header("liber_http_request_duration_seconds", "histogram",
          "time from a request's arrival to its response, by route");
-  for (const auto& [route, h] : latency_) {
-    uint64_t cumulative = 0;
-    for (std::size_t b = 0; b < kLatencyBuckets.size(); ++b) {
-      cumulative += h.counts[b];
-      out += fmt::format("liber_http_request_duration_seconds_bucket{{route=\"{}\",le=\"{}\"}} {}\n",
-                         route, kLatencyBuckets[b], cumulative);
-    }
-    out += fmt::format("liber_http_request_duration_seconds_bucket{{route=\"{}\",le=\"+Inf\"}} {}\n",
-                       route, h.count);
-    out += fmt::format("liber_http_request_duration_seconds_sum{{route=\"{}\"}} {}\n", route, h.sum);
-    out += fmt::format("liber_http_request_duration_seconds_count{{route=\"{}\"}} {}\n", route, h.count);
+  for (const auto& [route, h] : latency_)
+    histogram("liber_http_request_duration_seconds", fmt::format("route=\"{}\",", route), h);
+  for (const auto& [name, h] : histograms_) {
+    const auto d = help_.find(name);
+    header(name, "histogram", d == help_.end() ? name : d->second.second);
+    histogram(name, "", h);
   }
   return out;
 }

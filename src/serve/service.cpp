@@ -17,6 +17,7 @@
 #include "liber/log.h"
 #include "liber/serve.h"
 #include "liber/serve/metrics.h"
+#include "liber/serve/pipeline.h"
 #include "liber/serve/user_view.h"
 
 namespace liber {
@@ -159,11 +160,12 @@ struct Service::Impl {
   std::unique_ptr<Ingestor> ingestor;
   std::mutex ingest_mutex;  // one delivery at a time: the Ingestor is single-writer
   serve::Metrics metrics;
+  std::unique_ptr<serve::Pipeline> pipeline;  // with an LLM and an encoder
   httplib::Server server;
   int port = -1;
   std::atomic<bool> stopping{false};
 
-  Impl(Store& s, ServeOptions o) : store(s), opt(std::move(o)) {
+  Impl(Store& s, ServeOptions o, LlmEngine* llm, LlmEngine* encoder) : store(s), opt(std::move(o)) {
     if (opt.token.empty())
       throw Error(ErrorKind::Config, "liber serve needs a bearer token (--token-file or --token-env)");
     if (opt.threads < 1) throw Error(ErrorKind::Config, "liber serve: --threads must be >= 1");
@@ -184,12 +186,44 @@ struct Service::Impl {
     ingestor = std::make_unique<Ingestor>(store, log, PartitionRule::parse(*rule_text), io);
     describe_metrics();
     routes();
+    if (llm && encoder) pipeline = std::make_unique<serve::Pipeline>(store, *llm, *encoder, opt.pipeline);
+  }
+
+  // The pipeline's figures as gauges and counters, read when /metrics is asked for.
+  void pipeline_metrics() {
+    if (!pipeline) return;
+    const serve::PipelineState p = pipeline->state();
+    metrics.set("liber_partitions", "state=\"closed\"", static_cast<double>(p.partitions_closed));
+    metrics.set("liber_partitions", "state=\"pending\"", static_cast<double>(p.partitions_pending));
+    metrics.set("liber_pipeline_users_queued", "", static_cast<double>(p.users_queued));
+    metrics.set("liber_pipeline_retrying", "", p.state == "retrying" ? 1 : 0);
+    metrics.set("liber_pipeline_errors_total", "", static_cast<double>(p.errors));
+    metrics.set("liber_records_total", "result=\"verified\"", static_cast<double>(p.verified));
+    metrics.set("liber_records_total", "result=\"rejected\"", static_cast<double>(p.rejected));
+    metrics.set("liber_records_total", "result=\"failed\"", static_cast<double>(p.failed));
+    metrics.set("liber_llm_calls_total", "", static_cast<double>(p.llm_calls));
+    metrics.set("liber_llm_tokens_total", "kind=\"prompt\"", static_cast<double>(p.prompt_tokens));
+    metrics.set("liber_llm_tokens_total", "kind=\"completion\"", static_cast<double>(p.completion_tokens));
+    metrics.set("liber_vectors_encoded_total", "", static_cast<double>(p.vectors_encoded));
+    for (double s : pipeline->take_freshness()) metrics.observe("liber_freshness_seconds", s);
   }
 
   void describe_metrics() {
     metrics.describe("liber_events_total", "counter", "events received over HTTP, by outcome");
     metrics.describe("liber_partitions_closed_total", "counter",
                      "partitions closed by events received over HTTP, by reason");
+    metrics.describe("liber_partitions", "gauge",
+                     "partitions in the store, and those still without an ok interest record");
+    metrics.describe("liber_pipeline_users_queued", "gauge", "users waiting for the pipeline, in memory");
+    metrics.describe("liber_pipeline_retrying", "gauge", "1 while the pipeline waits to retry a failed engine");
+    metrics.describe("liber_pipeline_errors_total", "counter", "pipeline runs that failed (engine or encoder)");
+    metrics.describe("liber_records_total", "counter", "interest records made by the pipeline, by verdict");
+    metrics.describe("liber_llm_calls_total", "counter", "LLM calls made by the pipeline");
+    metrics.describe("liber_llm_tokens_total", "counter", "LLM tokens of the pipeline's calls");
+    metrics.describe("liber_vectors_encoded_total", "counter", "partition vectors encoded by the pipeline");
+    metrics.describe("liber_freshness_seconds", "histogram",
+                     "from the request that closed a partition to the end of the pipeline run that "
+                     "learned and encoded it");
     for (const char* o : {"accepted", "duplicate", "late", "bad"})
       metrics.add("liber_events_total", fmt::format("outcome=\"{}\"", o), 0);
   }
@@ -277,6 +311,7 @@ struct Service::Impl {
       reply(res, 200, json{{"ready", true}});
     });
     server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      pipeline_metrics();
       res.set_content(metrics.text(), "text/plain; version=0.0.4");
     });
     server.Post("/v1/events", [this](const httplib::Request& req, httplib::Response& res) {
@@ -343,6 +378,13 @@ struct Service::Impl {
       metrics.add("liber_events_total", fmt::format("outcome=\"{}\"", names[i]), counts[i]);
     }
     body["partitions_closed"] = st.partitions();
+    if (pipeline && st.partitions() > 0) {
+      std::vector<std::string> users;  // those of the request: a superset of who closed one
+      for (const Event& e : d.events) users.push_back(log.users.ids.key(e.user));
+      std::sort(users.begin(), users.end());
+      users.erase(std::unique(users.begin(), users.end()), users.end());
+      pipeline->notify(users, request_start);
+    }
     for (int r = 0; r < kCloseReasonCount; ++r)
       if (st.closed[r])
         metrics.add("liber_partitions_closed_total",
@@ -355,8 +397,8 @@ struct Service::Impl {
   }
 };
 
-Service::Service(Store& store, ServeOptions options)
-    : impl_(std::make_unique<Impl>(store, std::move(options))) {}
+Service::Service(Store& store, ServeOptions options, LlmEngine* llm, LlmEngine* encoder)
+    : impl_(std::make_unique<Impl>(store, std::move(options), llm, encoder)) {}
 Service::~Service() { stop(); }
 
 int Service::bind() {
@@ -379,6 +421,7 @@ void Service::run() {
 void Service::stop() {
   impl_->stopping = true;
   impl_->server.stop();
+  if (impl_->pipeline) impl_->pipeline->stop();  // its calls in flight finish and are recorded
 }
 
 int Service::port() const { return impl_->port; }

@@ -2,7 +2,6 @@
 // partitions), and which users a variant has learned whole.
 #include <algorithm>
 #include <numeric>
-#include <unordered_set>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -31,16 +30,29 @@ namespace uil {
 std::vector<UserWork> select_users(Store& store, const BehaviorLog& log, const LearnOptions& opt,
                                    const Variant& variant) {
   std::vector<UserWork> all;
-  for_each_partition_in(store, variant.partitions, [&](const StoredPartition& p) {
-    if (all.empty() || all.back().user != p.user) {
+  if (opt.only_users.empty()) {
+    for_each_partition_in(store, variant.partitions, [&](const StoredPartition& p) {
+      if (all.empty() || all.back().user != p.user) {
+        all.emplace_back();
+        all.back().user = p.user;
+      }
+      all.back().parts.push_back(p);
+    });
+  } else {
+    // A few users (the service's new partitions): read theirs, not the whole store. In the
+    // store's key order (length, then bytes), as the full scan gives them.
+    std::vector<std::string> only = opt.only_users;
+    std::sort(only.begin(), only.end(), [](const std::string& a, const std::string& b) {
+      return a.size() != b.size() ? a.size() < b.size() : a < b;
+    });
+    only.erase(std::unique(only.begin(), only.end()), only.end());
+    for (const std::string& user : only) {
+      std::vector<StoredPartition> parts = read_partitions_in(store, variant.partitions, user);
+      if (parts.empty()) continue;
       all.emplace_back();
-      all.back().user = p.user;
+      all.back().user = user;
+      all.back().parts = std::move(parts);
     }
-    all.back().parts.push_back(p);
-  });
-  if (!opt.only_users.empty()) {
-    const std::unordered_set<std::string> only(opt.only_users.begin(), opt.only_users.end());
-    std::erase_if(all, [&](const UserWork& w) { return !only.contains(w.user); });
   }
   if (opt.sample > 0 && opt.sample < all.size()) {
     std::vector<std::size_t> idx(all.size());

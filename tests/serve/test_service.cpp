@@ -354,7 +354,7 @@ TEST(ServeCommand, SigtermStopsItCleanly) {
     const int fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(fd, 2);
     ::execl(cli, cli, "serve", "--store", (dir / "store").c_str(), "--port", "0", "--token-file",
-            (dir / "token").c_str(), static_cast<char*>(nullptr));
+            (dir / "token").c_str(), "--no-learn", static_cast<char*>(nullptr));
     ::_exit(127);
   }
   // The port is in the first line it writes.
