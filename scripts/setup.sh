@@ -29,6 +29,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev
   libcurl4-openssl-dev libssl-dev libarchive-dev   # dataset download + checksum + unzip
+  chromium                          # tests only: the status page of liber serve in a real browser
   libcpp-httplib-dev                # liber serve (HTTP/1.1 server; see docs/internals.md for why this one)
   gnuplot-nox                       # liber experiment: the AUC chart (PNG)
   python3-venv                      # liber's venv (llama-cpp-python, the default model)

@@ -35,6 +35,13 @@ json parse(std::string_view text, std::size_t first_line) {
       what = what.substr(colon + 2);
     throw Error(ErrorKind::Parse, fmt::format("request body, {}: malformed JSON ({})",
                                               place(text, at, first_line), what));
+  } catch (const json::exception& e) {
+    // Well-formed but not representable, e.g. a number past double's range (found by
+    // fuzz/events_fuzz.cpp: "3e+499").
+    std::string what = e.what();
+    if (const std::size_t colon = what.rfind("] "); colon != std::string::npos)
+      what = what.substr(colon + 2);
+    throw Error(ErrorKind::Parse, fmt::format("request body, from line {}: {}", first_line, what));
   }
 }
 

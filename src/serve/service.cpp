@@ -18,6 +18,7 @@
 #include "liber/serve.h"
 #include "liber/serve/metrics.h"
 #include "liber/serve/pipeline.h"
+#include "liber/serve/status_page.h"
 #include "liber/serve/user_view.h"
 
 namespace liber {
@@ -144,7 +145,8 @@ std::string status_text(int status) {
 
 // The route a path belongs to, for metrics: the pattern, never the user id.
 std::string route_of(const std::string& method, const std::string& path) {
-  if (path == "/healthz" || path == "/readyz" || path == "/metrics" || path == "/v1/events")
+  if (path == "/" || path == "/healthz" || path == "/readyz" || path == "/metrics" ||
+      path == "/v1/events" || path == "/v1/status")
     return path;
   if (path.rfind("/v1/users/", 0) == 0) return "/v1/users/{id}";
   (void)method;
@@ -260,7 +262,9 @@ struct Service::Impl {
                                                opt.limits.max_connections), "connections"));
         return httplib::Server::HandlerResponse::Handled;
       }
-      if (req.path == "/healthz" || req.path == "/readyz") return httplib::Server::HandlerResponse::Unhandled;
+      // The health checks, and the status page: static, its data comes from /v1/status.
+      if (req.path == "/healthz" || req.path == "/readyz" || req.path == "/")
+        return httplib::Server::HandlerResponse::Unhandled;
       if (!authorized(req)) {
         res.set_header("WWW-Authenticate", "Bearer");
         res.set_header("Connection", "close");  // its body, if any, is left unread
@@ -314,6 +318,16 @@ struct Service::Impl {
       pipeline_metrics();
       res.set_content(metrics.text(), "text/plain; version=0.0.4");
     });
+    server.Get("/", [](const httplib::Request&, httplib::Response& res) {
+      res.set_header("Cache-Control", "no-store");
+      res.set_header("Content-Security-Policy",
+                     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                     "connect-src 'self'");
+      res.set_content(serve::status_page_html(), "text/html; charset=utf-8");
+    });
+    server.Get("/v1/status", [this](const httplib::Request&, httplib::Response& res) {
+      reply(res, 200, status());
+    });
     server.Post("/v1/events", [this](const httplib::Request& req, httplib::Response& res) {
       post_events(req, res);
     });
@@ -323,6 +337,44 @@ struct Service::Impl {
         return reply(res, 404, error_body(fmt::format("unknown user '{}'", printable(user)), "", "user"));
       reply(res, 200, serve::user_view(store, user, req.get_param_value("vectors") == "1"));
     });
+  }
+
+  // The status page's figures and the newest records.
+  json status() {
+    auto events = [&](const char* outcome) {
+      return metrics.counter("liber_events_total", fmt::format("outcome=\"{}\"", outcome));
+    };
+    json figures = json::array();
+    auto add = [&](const std::string& label, const json& value) { figures.push_back({label, value}); };
+    add("events accepted", events("accepted"));
+    add("duplicates", events("duplicate"));
+    add("late", events("late"));
+    add("bad", events("bad"));
+    json out{{"store", store.path().string()}};
+    json latest = json::array();
+    if (pipeline) {
+      const serve::PipelineState p = pipeline->state();
+      add("partitions closed", p.partitions_closed);
+      add("partitions pending", p.partitions_pending);
+      add("users queued", p.users_queued);
+      add("records verified", p.verified);
+      add("records rejected", p.rejected);
+      add("records failed", p.failed);
+      add("LLM calls", p.llm_calls);
+      add("LLM tokens", p.prompt_tokens + p.completion_tokens);
+      add("vectors encoded", p.vectors_encoded);
+      add("pipeline errors", p.errors);
+      out["pipeline"] = {{"state", p.state}, {"variant", p.variant}, {"runs", p.runs},
+                         {"last_error", p.last_error}, {"backoff_s", p.backoff_s}};
+      for (const InterestRecord& r : p.latest)
+        latest.push_back({{"user", r.user}, {"seq", r.seq},
+                          {"verdict", r.ok ? (r.quality.empty() ? "unverified" : r.quality) : "failed"},
+                          {"summary", r.ok ? r.summary.substr(0, 300) : r.error},
+                          {"reasons", r.reasons}});
+    }
+    out["figures"] = figures;
+    out["latest"] = latest;
+    return out;
   }
 
   static std::string printable(std::string_view s) {

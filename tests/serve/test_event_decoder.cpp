@@ -107,6 +107,10 @@ TEST_F(DecodeEvents, MalformedBodiesThrowNamingLineAndColumn) {
   EXPECT_NE(message("").find("empty body"), std::string::npos);
   EXPECT_NE(message("  \n ").find("empty body"), std::string::npos);
   EXPECT_NE(message("nonsense").find("line 1, column"), std::string::npos);
+  // Well-formed JSON that nlohmann cannot hold (found by fuzz/events_fuzz.cpp).
+  EXPECT_NE(message("3e+499").find("request body"), std::string::npos);
+  EXPECT_NE(message("[{\"user\":\"u1\",\"item\":\"i1\",\"ts\":1e999}]").find("request body"),
+            std::string::npos);
 }
 
 TEST_F(DecodeEvents, MoreEventsThanTheLimitThrowLimit) {
