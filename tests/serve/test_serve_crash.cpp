@@ -1,0 +1,149 @@
+// Crash safety of the service: the real `liber serve` binary, SIGKILLed at random points
+// while a client sends numbered events and resends whatever was not acknowledged
+// (at-least-once). After the last restart every event is stored exactly once and the
+// partitions are those the in-memory partitioner closes over the same stream.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <httplib.h>
+
+#include <random>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "core/test_ubsp_util.h"
+#include "fixtures.h"
+#include "liber/serve.h"
+
+namespace liber {
+namespace {
+
+using json = nlohmann::json;
+using testing::TempDir;
+using testing::tiny_log;
+
+constexpr const char* kToken = "crash-token";
+
+struct Child {
+  pid_t pid = -1;
+  int port = 0;
+};
+
+// Starts `liber serve` and waits for its port (from its first line on stderr).
+Child spawn(const std::string& cli, const TempDir& dir, int run) {
+  const std::string err = (dir / ("stderr." + std::to_string(run))).string();
+  Child c;
+  c.pid = ::fork();
+  if (c.pid == 0) {
+    const int fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 2);
+    ::execl(cli.c_str(), cli.c_str(), "serve", "--store", (dir / "store").c_str(), "--port", "0",
+            "--token-file", (dir / "token").c_str(), "--no-learn", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  for (int i = 0; i < 200 && c.port == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    const std::string text = testing::read_file(err);
+    const auto at = text.find("http://127.0.0.1:");
+    if (at != std::string::npos) c.port = std::atoi(text.c_str() + at + 17);
+  }
+  return c;
+}
+
+TEST(ServeCrash, EveryEventStoredExactlyOnceAcrossSigkills) {
+  const char* cli = std::getenv("LIBER_TEST_CLI");
+  ASSERT_NE(cli, nullptr);
+  TempDir dir{"liber-serve-crash"};
+  const BehaviorLog log = tiny_log(30, 6, {"A", "B", "C"});
+  PartitionRule rule;
+  rule.count = 5;
+  {
+    auto store = open_rocksdb_store(dir / "store");
+    Ingestor(*store, log, rule).ingest({});
+  }
+  testing::write_file(dir / "token", std::string(kToken) + "\n");
+
+  // Numbered events: distinct (user, item, ts), in time order.
+  std::vector<Event> events;
+  std::mt19937_64 rng(11);
+  for (int i = 0; i < 3000; ++i)
+    events.push_back(Event{static_cast<uint32_t>(1 + rng() % 6), static_cast<uint32_t>(1 + rng() % 30),
+                           1000 + i, static_cast<float>(1 + rng() % 5), -1});
+  constexpr std::size_t kBatch = 10;
+  std::size_t acked = 0;  // events [0, acked) are acknowledged
+  uint64_t accepted = 0, duplicates = 0;
+  int kills = 0, run = 0;
+  while (acked < events.size() && run < 300) {
+    Child child = spawn(cli, dir, run++);
+    ASSERT_GT(child.port, 0) << testing::read_file(dir / ("stderr." + std::to_string(run - 1)));
+    // The killer: a random moment within the next ~12 ms, unless the client is done.
+    const auto kill_after = std::chrono::microseconds(rng() % 12000);
+    std::atomic<bool> finished{false};
+    std::thread killer([&] {
+      const auto until = std::chrono::steady_clock::now() + kill_after;
+      while (!finished && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      ::kill(child.pid, finished ? SIGTERM : SIGKILL);
+    });
+    httplib::Client client("127.0.0.1", child.port);
+    client.set_bearer_token_auth(kToken);
+    client.set_read_timeout(5, 0);
+    while (acked < events.size()) {
+      json batch = json::array();
+      for (std::size_t i = acked; i < std::min(events.size(), acked + kBatch); ++i)
+        batch.push_back({{"user", log.users.ids.key(events[i].user)},
+                         {"item", log.items.ids.key(events[i].item)},
+                         {"ts", events[i].ts}, {"rating", events[i].rating}});
+      auto r = client.Post("/v1/events", batch.dump(), "application/json");
+      if (!r || r->status != 200) break;  // killed: resend from `acked` after the restart
+      const json body = json::parse(r->body);
+      accepted += body["accepted"].get<uint64_t>();
+      duplicates += body["duplicate"].get<uint64_t>();
+      acked += batch.size();
+    }
+    finished = acked == events.size();
+    killer.join();
+    int status = 0;
+    ::waitpid(child.pid, &status, 0);
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) ++kills;
+  }
+  ASSERT_EQ(acked, events.size());
+  EXPECT_GE(kills, 10);
+  // A batch stored but not acknowledged (killed before the answer) came back as duplicates
+  // when resent: never accepted twice.
+  EXPECT_EQ(accepted + duplicates, events.size());
+
+  auto store = open_rocksdb_store(dir / "store", {.read_only = true});
+  const MemoryRun ref = partition_in_memory(log, events, rule);
+  uint64_t held = 0;
+  for (uint32_t u = 1; u < log.users.size(); ++u) {
+    const std::string user = log.users.ids.key(u);
+    std::vector<const Partition*> want;
+    for (const Partition& p : ref.partitions)
+      if (p.user == u) want.push_back(&p);
+    const auto stored = read_partitions(*store, user);
+    ASSERT_EQ(stored.size(), want.size()) << user;
+    for (std::size_t k = 0; k < stored.size(); ++k) {
+      ASSERT_EQ(stored[k].events.size(), want[k]->events.size());
+      for (std::size_t e = 0; e < stored[k].events.size(); ++e)
+        EXPECT_EQ(stored[k].events[e].ts, want[k]->events[e].ts);
+      held += stored[k].events.size();
+    }
+    const auto cache = read_cache(*store, user);
+    ASSERT_TRUE(cache);
+    EXPECT_EQ(cache->events.size(), ref.users[u].cache.size());
+    held += cache->events.size();
+  }
+  EXPECT_EQ(held, events.size());  // each event once: in one partition or in the cache
+  std::fprintf(stderr, "serve crash test: %d runs, %d SIGKILLs, %llu events accepted, %llu resent as "
+                       "duplicates\n", run, kills, static_cast<unsigned long long>(accepted),
+               static_cast<unsigned long long>(duplicates));
+}
+
+}  // namespace
+}  // namespace liber
