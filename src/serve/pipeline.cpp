@@ -65,20 +65,22 @@ std::vector<double> Pipeline::take_freshness() {
 }
 
 void Pipeline::loop() {
+  // After a failed run: the wait before the next try, doubled each failure up to the bound.
   auto backoff = std::chrono::milliseconds(0);
+  bool retry_due = false;
   while (!stop_) {
     std::vector<std::string> users;
     bool all = false;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait_for(lock, backoff.count() > 0 ? backoff : std::chrono::milliseconds(60000), [&] {
-        return stop_.load() || (backoff.count() == 0 && (rescan_ || !queued_.empty()));
-      });
-      if (stop_) break;
-      if (backoff.count() > 0) {
-        backoff = std::chrono::milliseconds(0);  // waited it out: try again
-        if (!rescan_ && queued_.empty()) continue;
+      if (backoff.count() > 0 && !retry_due) {
+        wake_.wait_for(lock, backoff, [&] { return stop_.load(); });
+        retry_due = true;  // waited it out (or stopping)
+        continue;
       }
+      wake_.wait_for(lock, std::chrono::seconds(60),
+                     [&] { return stop_.load() || rescan_ || !queued_.empty(); });
+      if (stop_) break;
       if (!rescan_ && queued_.empty()) continue;  // the periodic wake-up
       all = rescan_;
       rescan_ = false;
@@ -92,12 +94,14 @@ void Pipeline::loop() {
     }
     try {
       run_once(users, all);
+      backoff = std::chrono::milliseconds(0);
       std::lock_guard<std::mutex> lock(mutex_);
       state_.backoff_s = 0;
       state_.state = queued_.empty() && !rescan_ ? "idle" : "learning";
     } catch (const std::exception& e) {
       // The engine or encoder failed: its users stay pending, in the store and here.
       backoff = std::min(opt_.max_backoff, std::max(std::chrono::milliseconds(500), backoff * 2));
+      retry_due = false;
       std::lock_guard<std::mutex> lock(mutex_);
       if (all) rescan_ = true;
       for (std::string& u : users) queued_.insert(std::move(u));
@@ -164,18 +168,22 @@ void Pipeline::run_once(std::vector<std::string> users, bool all) {
 }
 
 void Pipeline::recount() {
-  uint64_t closed = 0, ok = 0;
+  uint64_t closed = 0, done = 0;
   for_each_cache(store_, [&](const StoredCache& c) { closed += c.next_seq; });
   std::string variant;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     variant = state_.variant;
   }
+  // Done: an ok record, or one the model got wrong (final until the user's next partition,
+  // when learn retries it); a call that failed ("engine: ...") is still pending.
   if (!variant.empty())
-    for_each_interest(store_, variant, [&](const InterestRecord& r) { ok += r.ok ? 1 : 0; });
+    for_each_interest(store_, variant, [&](const InterestRecord& r) {
+      done += (r.ok || r.error.rfind("engine: ", 0) != 0) ? 1 : 0;
+    });
   std::lock_guard<std::mutex> lock(mutex_);
   state_.partitions_closed = closed;
-  state_.partitions_pending = closed >= ok ? closed - ok : 0;
+  state_.partitions_pending = closed >= done ? closed - done : 0;
 }
 
 }  // namespace liber::serve
