@@ -30,12 +30,14 @@ packages=(
   libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev
   libcurl4-openssl-dev libssl-dev libarchive-dev   # dataset download + checksum + unzip
   chromium                          # tests only: the status page of liber serve in a real browser
-  libcpp-httplib-dev                # liber serve (HTTP/1.1 server; see docs/internals.md for why this one)
+  libboost-dev                      # liber serve: Boost.Beast (header-only; see docs/internals.md for why)
+  libcpp-httplib-dev                # tests and bench only: the HTTP client
   gnuplot-nox                       # liber experiment: the AUC chart (PNG)
   python3-venv                      # liber's venv (llama-cpp-python, the default model)
 )
 if [ "$want_bench" = 1 ]; then
   packages+=(python3-pip python3-torch python3-numpy python3-pandas python3-sklearn python3-yaml python3-h5py python3-tqdm)
+  packages+=(clang-14 libclang-rt-14-dev)  # bench/fuzz.sh: libFuzzer
 fi
 
 missing=()

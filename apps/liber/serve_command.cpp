@@ -40,9 +40,9 @@ void add_serve_command(CLI::App& app) {
     bool no_learn = false;
     EngineFlags llm, encoder;
     std::string variant = "cascade";
-    int max_tokens = 200, candidates = 3;
+    int max_tokens = 200, candidates = 3, retries = 2;
     std::size_t batch_users = 64;
-    std::size_t max_body_mb = 8, max_events = 10000, max_connections = 64;
+    std::size_t max_body_mb = 8, max_events = 10000, max_connections = 64, max_header_kb = 16;
     double read_timeout_s = 5, shutdown_timeout_s = 15;
   };
   auto f = std::make_shared<Flags>();
@@ -57,7 +57,7 @@ void add_serve_command(CLI::App& app) {
   auto* env = cmd->add_option("--token-env", f->token_env,
                               "environment variable holding the bearer token");
   file->excludes(env);
-  cmd->add_option("--http-threads", f->threads, "request threads")->capture_default_str();
+  cmd->add_option("--http-threads", f->threads, "threads answering requests")->capture_default_str();
   cmd->add_flag("--no-learn", f->no_learn,
                 "no background pipeline: take events and answer, learn nothing (no model loaded)");
   f->llm.add_to(*cmd);
@@ -69,16 +69,21 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--max-tokens", f->max_tokens, "output tokens per partition")->capture_default_str();
   cmd->add_option("--candidates", f->candidates,
                   "outputs sampled when one fails the verifier (as liber learn)")->capture_default_str();
+  cmd->add_option("--retries", f->retries, "retries of a malformed output (as liber learn)")
+      ->capture_default_str();
   cmd->add_option("--batch-users", f->batch_users, "users per pipeline run")->capture_default_str();
   cmd->add_flag("--no-sync", f->no_sync,
                 "acknowledge events once in the write-ahead log, before it is fsynced (a "
                 "process crash loses nothing; a power loss may lose the last requests)");
   cmd->add_option("--max-body-mb", f->max_body_mb, "largest request body, MiB")->capture_default_str();
   cmd->add_option("--max-events", f->max_events, "most events in one request")->capture_default_str();
+  cmd->add_option("--max-header-kb", f->max_header_kb, "request line and headers together, KiB")
+      ->capture_default_str();
   cmd->add_option("--max-connections", f->max_connections,
-                  "connections served or waiting at once; more get 503")->capture_default_str();
+                  "connections open at once; one more gets 503")->capture_default_str();
   cmd->add_option("--read-timeout", f->read_timeout_s,
-                  "seconds a connection may take to send a request")->capture_default_str();
+                  "seconds a request may take to arrive from its first byte (and an idle "
+                  "connection stays open)")->capture_default_str();
   cmd->add_option("--shutdown-timeout", f->shutdown_timeout_s,
                   "seconds SIGTERM waits for in-flight requests before exiting anyway")->capture_default_str();
   cmd->callback([f] {
@@ -93,6 +98,7 @@ void add_serve_command(CLI::App& app) {
     opt.limits.max_body_bytes = f->max_body_mb << 20;
     opt.limits.max_events = f->max_events;
     opt.limits.max_connections = f->max_connections;
+    opt.limits.max_header_bytes = f->max_header_kb << 10;
     opt.limits.read_timeout = std::chrono::milliseconds(static_cast<int64_t>(f->read_timeout_s * 1000));
 
     if (::pipe(signal_pipe) != 0) throw Error(ErrorKind::Io, "liber serve: cannot create a pipe");
@@ -105,6 +111,7 @@ void add_serve_command(CLI::App& app) {
     opt.pipeline.learn.variant = f->variant;
     opt.pipeline.learn.max_tokens = f->max_tokens;
     opt.pipeline.learn.candidates = f->candidates;
+    opt.pipeline.learn.max_retries = f->retries;
     opt.pipeline.batch_users = f->batch_users;
     std::unique_ptr<LlmEngine> llm, encoder;
     if (!f->no_learn) {

@@ -46,17 +46,20 @@ DecodedEvents decode_events(std::string_view body, const ItemCatalog& items,
                             const UserTable& users, std::size_t max_events);
 
 // ---- The service ----------------------------------------------------------------------
-// Every limit is answered with its status and a JSON error naming the limit:
-//   body over max_body_bytes            413 {"limit": "body_bytes"}
-//   more than max_events in a request   413 {"limit": "events_per_request"}
-//   a header line over 8,192 bytes      431 or 400 (cpp-httplib's compiled limit)
-//   max_connections connections open    503 {"limit": "connections"}, Connection: close
-//   a request not sent within read_timeout: the connection is closed
+// Every limit is answered with its status and a JSON error naming the limit, and the
+// connection is closed:
+//   a body over max_body_bytes (declared, or chunked)  413 {"limit": "body_bytes"}
+//   more than max_events in a request                 413 {"limit": "events_per_request"}
+//   request line and headers over max_header_bytes     431 {"limit": "header_bytes"}
+//   a connection over max_connections                  503 {"limit": "connections"}, at once
+//   a request not all sent within read_timeout of its first byte: 408 {"limit": "read_timeout"}
+// (src/include/liber/serve/http_server.h has the details.)
 struct ServeLimits {
   std::size_t max_body_bytes = 8u << 20;
   std::size_t max_events = 10000;
-  std::chrono::milliseconds read_timeout{5000};
-  std::size_t max_connections = 64;  // being served or waiting for a thread
+  std::size_t max_header_bytes = 16u << 10;
+  std::chrono::milliseconds read_timeout{5000};  // also how long an idle connection stays open
+  std::size_t max_connections = 64;              // open at once
 };
 
 // The background pipeline: every partition that closes is learned (UIL, cascade order per
@@ -79,7 +82,7 @@ struct ServeOptions {
   std::string host = "127.0.0.1";
   int port = 8080;        // 0: any free port (Service::port says which)
   std::string token;      // the bearer token every route but /healthz and /readyz requires
-  int threads = 4;        // request threads
+  int threads = 4;        // threads answering requests
   bool sync = true;       // fsync the write-ahead log before acknowledging events
   ServeLimits limits;
   PipelineOptions pipeline;

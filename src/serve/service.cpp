@@ -1,14 +1,11 @@
-// `liber serve`: routes, authentication and limits over cpp-httplib; see include/liber/serve.h.
-#include <httplib.h>
-
+// `liber serve`: routes and authentication over the HTTP server (http_server.cpp, which
+// enforces the limits); see include/liber/serve.h.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdlib>
-#include <deque>
 #include <fstream>
 #include <mutex>
-#include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -16,6 +13,7 @@
 #include "liber/error.h"
 #include "liber/log.h"
 #include "liber/serve.h"
+#include "liber/serve/http_server.h"
 #include "liber/serve/metrics.h"
 #include "liber/serve/pipeline.h"
 #include "liber/serve/status_page.h"
@@ -26,85 +24,6 @@ namespace {
 
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
-
-// Set on the thread that answers a connection over the limit (see ConnectionQueue).
-thread_local bool over_capacity = false;
-// When the request the thread is answering arrived (its first byte was read).
-thread_local Clock::time_point request_start;
-
-// cpp-httplib serves one connection per task, on its TaskQueue. This one runs `threads`
-// workers and admits at most `capacity` connections (served or waiting). A connection over
-// that still gets an answer, a 503 naming the limit (the routing handler sees
-// over_capacity), from one overflow thread, or, when even that one is `capacity` behind,
-// from the accepting thread itself, which stops accepting meanwhile: back-pressure, and
-// never an unbounded queue.
-class ConnectionQueue final : public httplib::TaskQueue {
- public:
-  ConnectionQueue(std::size_t threads, std::size_t capacity) : capacity_(capacity) {
-    for (std::size_t i = 0; i < threads; ++i) workers_.emplace_back([this] { work(jobs_, false); });
-    overflow_thread_ = std::thread([this] { work(overflow_, true); });
-  }
-  ~ConnectionQueue() override { shutdown(); }
-
-  void enqueue(std::function<void()> fn) override {
-    std::unique_lock<std::mutex> lock(mutex_);
-    if (active_ + jobs_.size() < capacity_) {
-      jobs_.push_back(std::move(fn));
-      wake_.notify_all();
-      return;
-    }
-    if (overflow_.size() < capacity_) {
-      overflow_.push_back(std::move(fn));
-      wake_.notify_all();
-      return;
-    }
-    lock.unlock();
-    over_capacity = true;
-    fn();
-    over_capacity = false;
-  }
-
-  void shutdown() override {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (stopping_) return;
-      stopping_ = true;
-    }
-    wake_.notify_all();
-    for (std::thread& t : workers_) t.join();
-    overflow_thread_.join();
-  }
-
- private:
-  void work(std::deque<std::function<void()>>& queue, bool overflow) {
-    over_capacity = overflow;
-    for (;;) {
-      std::function<void()> fn;
-      {
-        std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return stopping_ || !queue.empty(); });
-        if (queue.empty()) return;  // stopping, and every accepted connection was served
-        fn = std::move(queue.front());
-        queue.pop_front();
-        if (!overflow) ++active_;
-      }
-      fn();
-      if (!overflow) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        --active_;
-      }
-    }
-  }
-
-  const std::size_t capacity_;
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  std::deque<std::function<void()>> jobs_, overflow_;
-  std::size_t active_ = 0;
-  bool stopping_ = false;
-  std::vector<std::thread> workers_;
-  std::thread overflow_thread_;
-};
 
 // Constant-time comparison: how long it takes says nothing about where a guess goes wrong.
 bool same_secret(std::string_view a, std::string_view b) {
@@ -118,9 +37,14 @@ bool same_secret(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
-void reply(httplib::Response& res, int status, const json& body) {
+using serve::HttpRequest;
+using serve::HttpResponse;
+
+HttpResponse reply(int status, const json& body) {
+  HttpResponse res;
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  res.body = body.dump();
+  return res;
 }
 
 json error_body(std::string message, std::string limit = {}, std::string field = {}) {
@@ -130,26 +54,12 @@ json error_body(std::string message, std::string limit = {}, std::string field =
   return j;
 }
 
-// What the errors cpp-httplib answers on its own mean.
-std::string status_text(int status) {
-  switch (status) {
-    case 400: return "malformed HTTP request";
-    case 405: return "method not allowed on this route";
-    case 408: return "request not received within the read timeout";
-    case 414: return "request target over 8,192 bytes";
-    case 416: return "range not satisfiable";
-    case 431: return "request header over 8,192 bytes";
-    default: return fmt::format("HTTP {}", status);
-  }
-}
-
 // The route a path belongs to, for metrics: the pattern, never the user id.
-std::string route_of(const std::string& method, const std::string& path) {
+std::string route_of(const std::string& path) {
   if (path == "/" || path == "/healthz" || path == "/readyz" || path == "/metrics" ||
       path == "/v1/events" || path == "/v1/status")
     return path;
   if (path.rfind("/v1/users/", 0) == 0) return "/v1/users/{id}";
-  (void)method;
   return "other";
 }
 
@@ -163,16 +73,16 @@ struct Service::Impl {
   std::mutex ingest_mutex;  // one delivery at a time: the Ingestor is single-writer
   serve::Metrics metrics;
   std::unique_ptr<serve::Pipeline> pipeline;  // with an LLM and an encoder
-  httplib::Server server;
+  std::unique_ptr<serve::HttpServer> server;
   int port = -1;
   std::atomic<bool> stopping{false};
 
   Impl(Store& s, ServeOptions o, LlmEngine* llm, LlmEngine* encoder) : store(s), opt(std::move(o)) {
     if (opt.token.empty())
       throw Error(ErrorKind::Config, "liber serve needs a bearer token (--token-file or --token-env)");
-    if (opt.threads < 1) throw Error(ErrorKind::Config, "liber serve: --threads must be >= 1");
-    if (opt.limits.max_connections < static_cast<std::size_t>(opt.threads))
-      throw Error(ErrorKind::Config, "liber serve: --max-connections must be at least --threads");
+    if (opt.threads < 1) throw Error(ErrorKind::Config, "liber serve: --http-threads must be >= 1");
+    if (opt.limits.max_connections < 1)
+      throw Error(ErrorKind::Config, "liber serve: --max-connections must be at least 1");
     if (!has_catalog(store))
       throw Error(ErrorKind::InvalidInput,
                   fmt::format("the store at {} has no catalog: ingest a dataset into it first "
@@ -187,7 +97,19 @@ struct Service::Impl {
     io.stream = "serve";
     ingestor = std::make_unique<Ingestor>(store, log, PartitionRule::parse(*rule_text), io);
     describe_metrics();
-    routes();
+    serve::HttpLimits limits;
+    limits.max_connections = opt.limits.max_connections;
+    limits.max_body_bytes = opt.limits.max_body_bytes;
+    limits.max_header_bytes = opt.limits.max_header_bytes;
+    limits.read_timeout = opt.limits.read_timeout;
+    limits.keep_alive_timeout = opt.limits.read_timeout;
+    serve::HttpHandlers handlers;
+    handlers.precheck = [this](const HttpRequest& req) { return precheck(req); };
+    handlers.handle = [this](const HttpRequest& req) { return handle(req); };
+    handlers.done = [this](const HttpRequest& req, const HttpResponse& res, double seconds) {
+      metrics.request(route_of(req.path), res.status, seconds);
+    };
+    server = std::make_unique<serve::HttpServer>(opt.host, opt.port, opt.threads, limits, std::move(handlers));
     if (llm && encoder) pipeline = std::make_unique<serve::Pipeline>(store, *llm, *encoder, opt.pipeline);
   }
 
@@ -230,113 +152,77 @@ struct Service::Impl {
       metrics.add("liber_events_total", fmt::format("outcome=\"{}\"", o), 0);
   }
 
-  bool authorized(const httplib::Request& req) const {
-    const std::string header = req.get_header_value("Authorization");
+  bool authorized(const HttpRequest& req) const {
+    const std::string header = req.header("authorization");
     constexpr std::string_view kBearer = "Bearer ";
     if (header.size() <= kBearer.size() || header.compare(0, kBearer.size(), kBearer) != 0) return false;
     return same_secret(std::string_view(header).substr(kBearer.size()), opt.token);
   }
 
-  void routes() {
-    const ServeLimits& lim = opt.limits;
-    server.new_task_queue = [lim, threads = opt.threads] {
-      return new ConnectionQueue(static_cast<std::size_t>(threads), lim.max_connections);
-    };
-    // cpp-httplib's default also sets SO_REUSEPORT, which lets a second process bind the same
-    // port and take a share of the connections (seen: two servers on one port, answering
-    // in turn). SO_REUSEADDR alone: a restart can rebind at once, a second server cannot.
-    server.set_socket_options([](socket_t sock) {
-      int yes = 1;
-      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    });
-    server.set_payload_max_length(lim.max_body_bytes);
-    const auto ms = lim.read_timeout.count();
-    server.set_read_timeout(ms / 1000, (ms % 1000) * 1000);
-    server.set_keep_alive_timeout(std::max<time_t>(1, ms / 1000));
+  // Before the body is read: the token, and what the service does not take.
+  std::optional<HttpResponse> precheck(const HttpRequest& req) const {
+    // The health checks, and the status page: static, its data comes from /v1/status.
+    if (req.path == "/healthz" || req.path == "/readyz" || req.path == "/") return std::nullopt;
+    if (!authorized(req)) {
+      HttpResponse res = reply(401, error_body("missing or wrong bearer token (Authorization: Bearer ...)"));
+      res.headers.push_back({"WWW-Authenticate", "Bearer"});
+      res.close = true;  // its body, if any, is left unread
+      return res;
+    }
+    const std::string type = req.header("content-type");
+    if (req.method == "POST" && (type.rfind("application/x-www-form-urlencoded", 0) == 0 ||
+                                 type.rfind("multipart/", 0) == 0)) {
+      HttpResponse res = reply(415, error_body(fmt::format("Content-Type {} is not taken: send JSON "
+                                                           "(application/json or application/x-ndjson)", type)));
+      res.close = true;
+      return res;
+    }
+    return std::nullopt;
+  }
 
-    server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-      request_start = Clock::now();
-      if (over_capacity) {
-        res.set_header("Connection", "close");
-        reply(res, 503, error_body(fmt::format("too many connections (limit {})",
-                                               opt.limits.max_connections), "connections"));
-        return httplib::Server::HandlerResponse::Handled;
-      }
-      // The health checks, and the status page: static, its data comes from /v1/status.
-      if (req.path == "/healthz" || req.path == "/readyz" || req.path == "/")
-        return httplib::Server::HandlerResponse::Unhandled;
-      if (!authorized(req)) {
-        res.set_header("WWW-Authenticate", "Bearer");
-        res.set_header("Connection", "close");  // its body, if any, is left unread
-        reply(res, 401, error_body("missing or wrong bearer token (Authorization: Bearer ...)"));
-        return httplib::Server::HandlerResponse::Handled;
-      }
-      // cpp-httplib parses form bodies itself, capped at 8,192 bytes: events are JSON.
-      const std::string type = req.get_header_value("Content-Type");
-      if (req.method == "POST" && (type.rfind("application/x-www-form-urlencoded", 0) == 0 ||
-                                   type.rfind("multipart/", 0) == 0)) {
-        res.set_header("Connection", "close");
-        reply(res, 415, error_body(fmt::format("Content-Type {} is not taken: send JSON "
-                                               "(application/json or application/x-ndjson)", type)));
-        return httplib::Server::HandlerResponse::Handled;
-      }
-      return httplib::Server::HandlerResponse::Unhandled;
-    });
-    server.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-      const double s = std::chrono::duration<double>(Clock::now() - request_start).count();
-      metrics.request(route_of(req.method, req.path), res.status, s);
-    });
-    server.set_error_handler([this](const httplib::Request&, httplib::Response& res) {
-      if (!res.body.empty()) return;  // a route's own error
-      if (res.status == 413)
-        return reply(res, 413, error_body(fmt::format("request body over {} bytes",
-                                                      opt.limits.max_body_bytes), "body_bytes"));
-      if (res.status == 404) return reply(res, 404, error_body("no such route"));
-      reply(res, res.status, error_body(status_text(res.status)));
-    });
-    server.set_exception_handler(
-        [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
-          std::string what = "unknown error";
-          try {
-            std::rethrow_exception(ep);
-          } catch (const std::exception& e) {
-            what = e.what();
-          } catch (...) {
-          }
-          log_warning(fmt::format("serve: {} {}: {}", req.method, req.path, what));
-          reply(res, 500, error_body("internal error (see the server's log)"));
-        });
-
-    server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-      res.set_content("ok\n", "text/plain");
-    });
-    server.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
-      if (stopping) return reply(res, 503, json{{"ready", false}, {"why", "shutting down"}});
-      reply(res, 200, json{{"ready", true}});
-    });
-    server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+  HttpResponse handle(const HttpRequest& req) {
+    const std::string& path = req.path;
+    const bool get = req.method == "GET";
+    if (get && path == "/healthz") {
+      HttpResponse res;
+      res.content_type = "text/plain";
+      res.body = "ok\n";
+      return res;
+    }
+    if (get && path == "/readyz")
+      return stopping ? reply(503, json{{"ready", false}, {"why", "shutting down"}})
+                      : reply(200, json{{"ready", true}});
+    if (get && path == "/metrics") {
       pipeline_metrics();
-      res.set_content(metrics.text(), "text/plain; version=0.0.4");
-    });
-    server.Get("/", [](const httplib::Request&, httplib::Response& res) {
-      res.set_header("Cache-Control", "no-store");
-      res.set_header("Content-Security-Policy",
-                     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-                     "connect-src 'self'");
-      res.set_content(serve::status_page_html(), "text/html; charset=utf-8");
-    });
-    server.Get("/v1/status", [this](const httplib::Request&, httplib::Response& res) {
-      reply(res, 200, status());
-    });
-    server.Post("/v1/events", [this](const httplib::Request& req, httplib::Response& res) {
-      post_events(req, res);
-    });
-    server.Get(R"(/v1/users/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
-      const std::string user = req.matches[1];
+      HttpResponse res;
+      res.content_type = "text/plain; version=0.0.4";
+      res.body = metrics.text();
+      return res;
+    }
+    if (get && path == "/") {
+      HttpResponse res;
+      res.content_type = "text/html; charset=utf-8";
+      res.body = serve::status_page_html();
+      res.headers = {{"Cache-Control", "no-store"},
+                     {"Content-Security-Policy",
+                      "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                      "connect-src 'self'"}};
+      return res;
+    }
+    if (get && path == "/v1/status") return reply(200, status());
+    if (req.method == "POST" && path == "/v1/events") return post_events(req);
+    constexpr std::string_view kUsers = "/v1/users/";
+    if (get && path.size() > kUsers.size() && path.compare(0, kUsers.size(), kUsers) == 0 &&
+        path.find('/', kUsers.size()) == std::string::npos) {
+      const std::string user = path.substr(kUsers.size());
       if (log.users.ids.find(user) == 0)
-        return reply(res, 404, error_body(fmt::format("unknown user '{}'", printable(user)), "", "user"));
-      reply(res, 200, serve::user_view(store, user, req.get_param_value("vectors") == "1"));
-    });
+        return reply(404, error_body(fmt::format("unknown user '{}'", printable(user)), "", "user"));
+      return reply(200, serve::user_view(store, user, req.param("vectors") == "1"));
+    }
+    const bool known = path == "/" || path == "/healthz" || path == "/readyz" || path == "/metrics" ||
+                       path == "/v1/status" || path == "/v1/events" || path.rfind("/v1/users/", 0) == 0;
+    return known ? reply(405, error_body(fmt::format("{} is not allowed on {}", req.method, route_of(path))))
+                 : reply(404, error_body("no such route"));
   }
 
   // The status page's figures and the newest records.
@@ -383,13 +269,14 @@ struct Service::Impl {
     return out;
   }
 
-  void post_events(const httplib::Request& req, httplib::Response& res) {
+  HttpResponse post_events(const HttpRequest& req) {
+    const auto arrived = Clock::now();  // freshness counts from here (the body is read)
     DecodedEvents d;
     try {
       d = decode_events(req.body, log.items, log.users, opt.limits.max_events);
     } catch (const Error& e) {
-      if (e.kind() == ErrorKind::Limit) return reply(res, 413, error_body(e.what(), "events_per_request"));
-      return reply(res, 400, error_body(e.what()));
+      if (e.kind() == ErrorKind::Limit) return reply(413, error_body(e.what(), "events_per_request"));
+      return reply(400, error_body(e.what()));
     }
     std::vector<AddStatus> outcomes;
     IngestStats st;
@@ -398,8 +285,8 @@ struct Service::Impl {
       st = ingestor->deliver(d.events, &outcomes);
     } catch (const Error& e) {
       log_warning(fmt::format("serve: events not stored: {}", e.what()));
-      return reply(res, 503, error_body("the store did not take the events; nothing of this "
-                                        "request was stored, send it again"));
+      return reply(503, error_body("the store did not take the events; nothing of this "
+                                   "request was stored, send it again"));
     }
     json errors = json::array(), late = json::array();
     constexpr std::size_t kListed = 100;
@@ -435,7 +322,7 @@ struct Service::Impl {
       for (const Event& e : d.events) users.push_back(log.users.ids.key(e.user));
       std::sort(users.begin(), users.end());
       users.erase(std::unique(users.begin(), users.end()), users.end());
-      pipeline->notify(users, request_start);
+      pipeline->notify(users, arrived);
     }
     for (int r = 0; r < kCloseReasonCount; ++r)
       if (st.closed[r])
@@ -445,7 +332,7 @@ struct Service::Impl {
     if (!late.empty()) body["late_events"] = late;
     if (counts[3] > kListed || counts[2] > kListed) body["lists_truncated_at"] = kListed;
     // Every event bad: nothing to store, the request as a whole is unusable.
-    reply(res, d.total > 0 && counts[3] == d.total ? 422 : 200, body);
+    return reply(d.total > 0 && counts[3] == d.total ? 422 : 200, body);
   }
 };
 
@@ -453,26 +340,16 @@ Service::Service(Store& store, ServeOptions options, LlmEngine* llm, LlmEngine* 
     : impl_(std::make_unique<Impl>(store, std::move(options), llm, encoder)) {}
 Service::~Service() { stop(); }
 
-int Service::bind() {
-  if (impl_->port >= 0) return impl_->port;
-  const int port = impl_->opt.port == 0
-                       ? impl_->server.bind_to_any_port(impl_->opt.host)
-                       : (impl_->server.bind_to_port(impl_->opt.host, impl_->opt.port) ? impl_->opt.port : -1);
-  if (port < 0)
-    throw Error(ErrorKind::Io, fmt::format("liber serve: cannot listen on {}:{} (in use, or not "
-                                           "an address of this machine)",
-                                           impl_->opt.host, impl_->opt.port));
-  return impl_->port = port;
-}
+int Service::bind() { return impl_->port = impl_->server->bind(); }
 
 void Service::run() {
   bind();
-  impl_->server.listen_after_bind();
+  impl_->server->run();
 }
 
 void Service::stop() {
   impl_->stopping = true;
-  impl_->server.stop();
+  impl_->server->stop();
   if (impl_->pipeline) impl_->pipeline->stop();  // its calls in flight finish and are recorded
 }
 

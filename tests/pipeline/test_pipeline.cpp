@@ -5,6 +5,12 @@
 
 #include <httplib.h>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <random>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -175,6 +181,105 @@ TEST_F(PipelineTest, AnLlmServerDownLeavesIngestWorkingAndThePartitionsPending) 
     for (const Variant& v : list_variants(*store))
       for (const InterestRecord& rec : read_interests(*store, v.id(), user))
         EXPECT_NE(rec.error.rfind("engine: ", 0), 0u) << rec.error;
+}
+
+}  // namespace
+}  // namespace liber
+
+namespace liber {
+namespace {
+
+// The real binary with its pipeline on an OpenAI-compatible server (llama_cpp.server, whose
+// log counts the calls made), SIGKILLed while it learns: after the last restart every closed
+// partition has exactly one record, none of them a failed call, and the calls made exceed
+// the partitions only by those in flight at a kill.
+TEST(PipelineCrash, KilledWhileLearningEveryPartitionGetsOneRecord) {
+  if (std::string why = test::LlmServer::unavailable_reason(); !why.empty()) {
+    if (std::getenv("CI")) FAIL() << why;
+    GTEST_SKIP() << why;
+  }
+  const char* cli = std::getenv("LIBER_TEST_CLI");
+  ASSERT_NE(cli, nullptr);
+  TempDir dir{"liber-pipeline-crash"};
+  const BehaviorLog log = tiny_log(40, 4, {"Drama", "Comedy", "Horror"});
+  PartitionRule rule;
+  rule.count = 5;
+  {
+    auto store = open_rocksdb_store(dir / "store");
+    Ingestor ing(*store, log, rule);
+    std::vector<Event> events;  // 4 users x 10 events: 8 partitions
+    for (uint32_t u = 1; u <= 4; ++u)
+      for (int i = 0; i < 10; ++i)
+        events.push_back(Event{u, static_cast<uint32_t>(1 + (u * 7 + i) % 40), 1000 + i * 60,
+                               static_cast<float>(1 + i % 5), -1});
+    ing.ingest(time_ordered(events));
+  }
+  testing::write_file(dir / "token", std::string(kToken) + "\n");
+  test::LlmServer server;
+  ASSERT_TRUE(server.start(120)) << server.log_path();
+  auto calls = [&] {  // completed chat calls in the server's log
+    const std::string text = testing::read_file(server.log_path());
+    std::size_t n = 0;
+    for (std::size_t at = 0; (at = text.find("POST /v1/chat/completions", at)) != std::string::npos; ++at) ++n;
+    return n;
+  };
+  auto spawn = [&](int run) {
+    const std::string err = (dir / ("stderr." + std::to_string(run))).string();
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      const int fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(fd, 2);
+      for (int other = 3; other < 1024; ++other) ::close(other);
+      const std::string url = server.base_url();
+      ::execl(cli, cli, "serve", "--store", (dir / "store").c_str(), "--port", "0", "--token-file",
+              (dir / "token").c_str(), "--engine", "http", "--base-url", url.c_str(), "--api-model",
+              "gemma", "--candidates", "1", "--retries", "0", "--max-tokens", "96",
+              "--encoder-threads", "1", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    return pid;
+  };
+  int kills = 0;
+  std::mt19937_64 rng(5);
+  for (int run = 0; run < 4; ++run) {
+    const pid_t pid = spawn(run);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500 + rng() % 3000));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ++kills;
+  }
+  // The last run: until nothing is pending (its first run covers every user).
+  const pid_t pid = spawn(99);
+  auto store_done = [&] {
+    auto store = open_rocksdb_store(dir / "store", {.read_only = true});
+    std::size_t done = 0;
+    for (const Variant& v : list_variants(*store))
+      for (uint32_t u = 1; u <= 4; ++u)
+        for (const InterestRecord& r : read_interests(*store, v.id(), log.users.ids.key(u)))
+          done += (r.ok || r.error.rfind("engine: ", 0) != 0) ? 1 : 0;
+    return done;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(400);
+  while (store_done() < 8 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << testing::read_file(dir / "stderr.99");
+  ASSERT_EQ(store_done(), 8u) << testing::read_file(dir / "stderr.99");
+  auto store = open_rocksdb_store(dir / "store", {.read_only = true});
+  const auto variants = list_variants(*store);
+  ASSERT_EQ(variants.size(), 1u);
+  for (uint32_t u = 1; u <= 4; ++u)
+    EXPECT_EQ(read_interests(*store, variants[0].id(), log.users.ids.key(u)).size(), 2u);
+  const std::size_t made = calls();
+  std::fprintf(stderr, "pipeline crash test: %d SIGKILLs while learning, 8 partitions, %zu LLM calls\n",
+               kills, made);
+  EXPECT_GE(made, 8u);
+  // At most one call per partition plus those in flight at each kill (the engine's default
+  // 8 requests in flight).
+  EXPECT_LE(made, 8u + static_cast<std::size_t>(kills) * 8u);
 }
 
 }  // namespace
