@@ -5,7 +5,6 @@
 
 #include <httplib.h>
 
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,6 +20,7 @@
 #include "liber/error.h"
 #include "liber/serve.h"
 #include "llm/llm_server.h"
+#include "serve/serve_child.h"
 
 namespace liber {
 namespace {
@@ -224,20 +224,12 @@ TEST(PipelineCrash, KilledWhileLearningEveryPartitionGetsOneRecord) {
     return n;
   };
   auto spawn = [&](int run) {
-    const std::string err = (dir / ("stderr." + std::to_string(run))).string();
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      const int fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ::dup2(fd, 2);
-      for (int other = 3; other < 1024; ++other) ::close(other);
-      const std::string url = server.base_url();
-      ::execl(cli, cli, "serve", "--store", (dir / "store").c_str(), "--port", "0", "--token-file",
-              (dir / "token").c_str(), "--engine", "http", "--base-url", url.c_str(), "--api-model",
-              "gemma", "--candidates", "1", "--retries", "0", "--max-tokens", "96",
-              "--encoder-threads", "1", static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    return pid;
+    return testing::spawn_serve(cli, dir / "store", dir / "token",
+                                (dir / ("stderr." + std::to_string(run))).string(),
+                                {"--engine", "http", "--base-url", server.base_url(), "--api-model",
+                                 "gemma", "--candidates", "1", "--retries", "0", "--max-tokens",
+                                 "96", "--encoder-threads", "1"})
+        .pid;
   };
   int kills = 0;
   std::mt19937_64 rng(5);

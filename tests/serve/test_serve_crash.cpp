@@ -4,7 +4,6 @@
 // partitions are those the in-memory partitioner closes over the same stream.
 #include <gtest/gtest.h>
 
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,6 +18,7 @@
 #include "core/test_ubsp_util.h"
 #include "fixtures.h"
 #include "liber/serve.h"
+#include "serve/serve_child.h"
 
 namespace liber {
 namespace {
@@ -28,32 +28,6 @@ using testing::TempDir;
 using testing::tiny_log;
 
 constexpr const char* kToken = "crash-token";
-
-struct Child {
-  pid_t pid = -1;
-  int port = 0;
-};
-
-// Starts `liber serve` and waits for its port (from its first line on stderr).
-Child spawn(const std::string& cli, const TempDir& dir, int run) {
-  const std::string err = (dir / ("stderr." + std::to_string(run))).string();
-  Child c;
-  c.pid = ::fork();
-  if (c.pid == 0) {
-    const int fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(fd, 2);
-    ::execl(cli.c_str(), cli.c_str(), "serve", "--store", (dir / "store").c_str(), "--port", "0",
-            "--token-file", (dir / "token").c_str(), "--no-learn", static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  for (int i = 0; i < 200 && c.port == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    const std::string text = testing::read_file(err);
-    const auto at = text.find("http://127.0.0.1:");
-    if (at != std::string::npos) c.port = std::atoi(text.c_str() + at + 17);
-  }
-  return c;
-}
 
 TEST(ServeCrash, EveryEventStoredExactlyOnceAcrossSigkills) {
   const char* cli = std::getenv("LIBER_TEST_CLI");
@@ -79,8 +53,9 @@ TEST(ServeCrash, EveryEventStoredExactlyOnceAcrossSigkills) {
   uint64_t accepted = 0, duplicates = 0;
   int kills = 0, run = 0;
   while (acked < events.size() && run < 300) {
-    Child child = spawn(cli, dir, run++);
-    ASSERT_GT(child.port, 0) << testing::read_file(dir / ("stderr." + std::to_string(run - 1)));
+    const testing::ServeChild child = testing::spawn_serve(
+        cli, dir / "store", dir / "token", (dir / ("stderr." + std::to_string(run++))).string(), {"--no-learn"});
+    ASSERT_GT(child.port, 0) << testing::read_file(child.stderr_path);
     // The killer: a random moment within the next ~12 ms, unless the client is done.
     const auto kill_after = std::chrono::microseconds(rng() % 12000);
     std::atomic<bool> finished{false};

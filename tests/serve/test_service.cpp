@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <httplib.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -21,6 +20,7 @@
 #include "fixtures.h"
 #include "liber/error.h"
 #include "liber/serve.h"
+#include "serve/serve_child.h"
 
 namespace liber {
 namespace {
@@ -355,23 +355,11 @@ TEST(ServeCommand, SigtermStopsItCleanly) {
     Ingestor(*store, log, PartitionRule{}).ingest({});
   }
   testing::write_file(dir / "token", std::string(kToken) + "\n");
-  const std::string err = (dir / "stderr").string();
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const int fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(fd, 2);
-    ::execl(cli, cli, "serve", "--store", (dir / "store").c_str(), "--port", "0", "--token-file",
-            (dir / "token").c_str(), "--no-learn", static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  // The port is in the first line it writes.
-  int port = 0;
-  for (int i = 0; i < 100 && port == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    const std::string text = testing::read_file(err);
-    const auto at = text.find("http://127.0.0.1:");
-    if (at != std::string::npos) port = std::atoi(text.c_str() + at + 17);
-  }
+  const testing::ServeChild child = testing::spawn_serve(
+      cli, dir / "store", dir / "token", (dir / "stderr").string(), {"--no-learn"});
+  const pid_t pid = child.pid;
+  const int port = child.port;
+  const std::string err = child.stderr_path;
   ASSERT_GT(port, 0) << testing::read_file(err);
   httplib::Client c("127.0.0.1", port);
   auto r = c.Get("/healthz");
