@@ -394,6 +394,8 @@ class Session : public std::enable_shared_from_this<Session> {
     reply_.keep_alive(keep_alive_);
     reply_.body() = response.body;
     reply_.prepare_payload();
+    // HEAD: the headers GET would send, Content-Length included, and no body.
+    if (request_.method == "HEAD") reply_.body().clear();
     response_ = std::move(response);
     // A client that does not take its response is cut off like one that does not send.
     arm(server_.limits.read_timeout);
@@ -407,7 +409,11 @@ class Session : public std::enable_shared_from_this<Session> {
     disarm();
     if (server_.handlers.done) {
       const std::chrono::duration<double> seconds = Clock::now() - started_;
-      server_.handlers.done(request_, response_, seconds.count());
+      // A failing report (metrics, a log) must not take down the I/O thread.
+      try {
+        server_.handlers.done(request_, response_, seconds.count());
+      } catch (const std::exception&) {
+      }
     }
     // Stopping, a client that keeps its end open must not hold up run() for kLinger.
     if (ec || server_.stopping()) return close();
@@ -518,7 +524,12 @@ void Server::refuse_connection(tcp::socket socket) {
   socket.read_some(net::buffer(discard), ignored);
   socket.shutdown(tcp::socket::shutdown_both, ignored);
   socket.close(ignored);
-  if (handlers.done) handlers.done(HttpRequest{}, response, 0.0);
+  if (handlers.done) {
+    try {
+      handlers.done(HttpRequest{}, response, 0.0);
+    } catch (const std::exception&) {
+    }
+  }
 }
 
 bool Server::admit(Session* session) {

@@ -182,7 +182,7 @@ struct Service::Impl {
 
   HttpResponse handle(const HttpRequest& req) {
     const std::string& path = req.path;
-    const bool get = req.method == "GET";
+    const bool get = req.method == "GET" || req.method == "HEAD";  // HEAD: the server drops the body
     if (get && path == "/healthz") {
       HttpResponse res;
       res.content_type = "text/plain";

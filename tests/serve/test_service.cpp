@@ -207,6 +207,12 @@ TEST_F(ServiceTest, EveryRouteButHealthNeedsTheToken) {
   }
   auto c = client();
   EXPECT_EQ(c.Get("/metrics")->status, 200);
+  auto head = c.Head("/v1/users/u1");  // GET's headers, no body
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->status, 200);
+  EXPECT_TRUE(head->body.empty());
+  EXPECT_NE(head->get_header_value("Content-Length"), "0");
+  EXPECT_EQ(c.Get("/metrics")->status, 200);  // the connection is still in step
   EXPECT_EQ(c.Get("/v1/users/nobody")->status, 404);
   EXPECT_EQ(c.Get("/v1/nothing")->status, 404);
   // The token never shows in what the service writes out.
