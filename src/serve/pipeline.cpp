@@ -21,9 +21,12 @@ Pipeline::Pipeline(Store& store, LlmEngine& llm, LlmEngine& encoder, PipelineOpt
 
 Pipeline::~Pipeline() { stop(); }
 
-void Pipeline::notify(std::span<const std::string> users, Clock::time_point closed_at) {
+void Pipeline::notify(std::span<const std::string> users, std::size_t partitions,
+                      Clock::time_point closed_at) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    state_.partitions_closed += partitions;
+    state_.partitions_pending += partitions;
     for (const std::string& u : users) {
       if (!rescan_ && queued_.size() >= opt_.max_users) {
         // Past the bound the ids are not kept: the store still knows what is pending.

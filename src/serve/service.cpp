@@ -322,7 +322,7 @@ struct Service::Impl {
       for (const Event& e : d.events) users.push_back(log.users.ids.key(e.user));
       std::sort(users.begin(), users.end());
       users.erase(std::unique(users.begin(), users.end()), users.end());
-      pipeline->notify(users, arrived);
+      pipeline->notify(users, st.partitions(), arrived);
     }
     for (int r = 0; r < kCloseReasonCount; ++r)
       if (st.closed[r])

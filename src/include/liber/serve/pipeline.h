@@ -46,8 +46,10 @@ class Pipeline {
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
 
-  // Users whose partitions just closed (the request's arrival time is `closed_at`).
-  void notify(std::span<const std::string> users, std::chrono::steady_clock::time_point closed_at);
+  // `partitions` just closed for these users (the request arrived at `closed_at`). They
+  // count as closed and pending at once; the next run's recount makes the figures exact.
+  void notify(std::span<const std::string> users, std::size_t partitions,
+              std::chrono::steady_clock::time_point closed_at);
   // Finishes the LLM calls in flight (their records are written), then returns.
   void stop();
   PipelineState state() const;
