@@ -263,6 +263,10 @@ struct InterestRecord {
   std::vector<std::string> reasons;  // why rejected
   int candidates = 0;                // outputs sampled (the guard samples more on rejection)
   bool usable() const { return ok && quality == "verified"; }
+  // The LLM call failed (a server down, a timeout): not an answer of the model, so the
+  // partition is still to learn. The cascade writes such errors as "engine: ...".
+  bool call_failed() const { return !ok && error.rfind(kCallFailedPrefix, 0) == 0; }
+  static constexpr std::string_view kCallFailedPrefix = "engine: ";
 
   std::string to_json() const;
   static InterestRecord from_json(std::string_view json);

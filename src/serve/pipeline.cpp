@@ -129,9 +129,9 @@ void Pipeline::run_once(std::vector<std::string> users, bool all) {
   std::string engine_error;
   learn.on_record = [this, &engine_failures, &engine_error](const InterestRecord& r) {
     std::lock_guard<std::mutex> lock(mutex_);
-    // "engine: ..." is a call that failed (a server down), not an output the model got
-    // wrong: the partition is retried after the back-off.
-    if (!r.ok && r.error.rfind("engine: ", 0) == 0 && engine_failures++ == 0) engine_error = r.error;
+    // A call that failed (a server down), not an output the model got wrong: the partition
+    // is retried after the back-off.
+    if (r.call_failed() && engine_failures++ == 0) engine_error = r.error;
     if (r.ok) ++state_.learned;
     else ++state_.failed;
     if (r.quality == "verified") ++state_.verified;
@@ -139,7 +139,6 @@ void Pipeline::run_once(std::vector<std::string> users, bool all) {
     state_.latest.push_front(r);
     if (state_.latest.size() > PipelineState::kLatest) state_.latest.pop_back();
   };
-  if (!all && users.empty()) return;
   const CostReport cost = learn_interests(store_, llm_, learn);
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -179,10 +178,10 @@ void Pipeline::recount() {
     variant = state_.variant;
   }
   // Done: an ok record, or one the model got wrong (final until the user's next partition,
-  // when learn retries it); a call that failed ("engine: ...") is still pending.
+  // when learn retries it); a call that failed is still pending.
   if (!variant.empty())
     for_each_interest(store_, variant, [&](const InterestRecord& r) {
-      done += (r.ok || r.error.rfind("engine: ", 0) != 0) ? 1 : 0;
+      done += r.call_failed() ? 0 : 1;
     });
   std::lock_guard<std::mutex> lock(mutex_);
   state_.partitions_closed = closed;

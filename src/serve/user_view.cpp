@@ -33,8 +33,7 @@ nlohmann::json user_view(Store& store, std::string_view user, bool vectors) {
       json records = json::array();
       std::set<uint32_t> done;
       for (const InterestRecord& r : read_interests(store, id, user)) {
-        // A failed call ("engine: ...") is still pending: the pipeline retries it.
-        if (r.ok || r.error.rfind("engine: ", 0) != 0) done.insert(r.seq);
+        if (!r.call_failed()) done.insert(r.seq);  // a failed call: the pipeline retries it
         json j{{"seq", r.seq}, {"ok", r.ok}, {"quality", r.quality}, {"summary", r.summary},
                {"shift", r.shift}, {"reasons", r.reasons}};
         if (!r.error.empty()) j["error"] = r.error;

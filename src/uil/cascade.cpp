@@ -112,7 +112,7 @@ class CascadeSource final : public RequestSource {
     r.latency_s += result.latency_s;
     std::string why;
     std::optional<InterestOutput> out;
-    if (!result.error.empty()) why = "engine: " + result.error;
+    if (!result.error.empty()) why = std::string(InterestRecord::kCallFailedPrefix) + result.error;
     else out = parse_interest_output(result.text, &why);
     if (out) {
       if (consider(job, std::move(*out))) {
