@@ -7,6 +7,7 @@
 
 #include "liber/error.h"
 #include "liber/serve.h"
+#include "liber/serve/echo.h"
 
 namespace liber {
 namespace {
@@ -101,10 +102,9 @@ class EventReader {
     else return why = fmt::format("must be a string or an integer id, not {}", it->type_name()), false;
     out = vocab.find(key);
     if (out == 0) {
-      // Bounded, printable echo of what was sent: it goes back into a response.
-      std::string shown;
-      for (char c : key.substr(0, 64)) shown += (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') ? c : '?';
-      return why = fmt::format("unknown {} '{}' (not in the store's catalog)", field, shown), false;
+      return why = fmt::format("unknown {} '{}' (not in the store's catalog)", field,
+                               serve::echo_id(key)),
+             false;
     }
     return true;
   }

@@ -11,7 +11,6 @@
 #include <atomic>
 #include <cctype>
 #include <condition_variable>
-#include <cstdio>
 #include <limits>
 #include <mutex>
 #include <thread>
@@ -27,6 +26,8 @@
 #include <boost/beast/core/read_size.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http.hpp>
+
+#include <nlohmann/json.hpp>
 
 #include "liber/error.h"
 
@@ -61,30 +62,13 @@ constexpr std::chrono::milliseconds kLinger{1000};
 // accept() failing (out of file descriptors) would otherwise be retried in a busy loop.
 constexpr std::chrono::milliseconds kAcceptRetry{50};
 
-std::string json_quote(std::string_view s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(c));
-      out += escaped;
-    } else {
-      out += c;
-    }
-  }
-  return out + '"';
-}
-
 // The server's own answers: {"error": ..., "limit": ...}, and the connection closes.
 HttpResponse refusal(int status, std::string_view error, std::string_view limit = {}) {
   HttpResponse r;
   r.status = status;
-  r.body = "{\"error\":" + json_quote(error);
-  if (!limit.empty()) r.body += ",\"limit\":" + json_quote(limit);
-  r.body += "}";
+  nlohmann::json body{{"error", error}};
+  if (!limit.empty()) body["limit"] = limit;
+  r.body = body.dump();
   r.close = true;
   return r;
 }

@@ -13,6 +13,7 @@
 #include "liber/error.h"
 #include "liber/log.h"
 #include "liber/serve.h"
+#include "liber/serve/echo.h"
 #include "liber/serve/http_server.h"
 #include "liber/serve/metrics.h"
 #include "liber/serve/pipeline.h"
@@ -216,12 +217,11 @@ struct Service::Impl {
         path.find('/', kUsers.size()) == std::string::npos) {
       const std::string user = path.substr(kUsers.size());
       if (log.users.ids.find(user) == 0)
-        return reply(404, error_body(fmt::format("unknown user '{}'", printable(user)), "", "user"));
+        return reply(404, error_body(fmt::format("unknown user '{}'", serve::echo_id(user)), "", "user"));
       return reply(200, serve::user_view(store, user, req.param("vectors") == "1"));
     }
-    const bool known = path == "/" || path == "/healthz" || path == "/readyz" || path == "/metrics" ||
-                       path == "/v1/status" || path == "/v1/events" || path.rfind("/v1/users/", 0) == 0;
-    return known ? reply(405, error_body(fmt::format("{} is not allowed on {}", req.method, route_of(path))))
+    const std::string route = route_of(path);
+    return route != "other" ? reply(405, error_body(fmt::format("{} is not allowed on {}", req.method, route)))
                  : reply(404, error_body("no such route"));
   }
 
@@ -260,12 +260,6 @@ struct Service::Impl {
     }
     out["figures"] = figures;
     out["latest"] = latest;
-    return out;
-  }
-
-  static std::string printable(std::string_view s) {
-    std::string out;
-    for (char c : s.substr(0, 64)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
     return out;
   }
 
