@@ -163,6 +163,11 @@ struct GenericPaths {
 };
 BehaviorLog read_generic(const GenericPaths& paths, const ReadOptions& opt = {});
 
+// The catalog (items, users, domain, like threshold; no events) as one JSON document: a
+// saved model's feature vocabulary. catalog_from_json throws Error(Parse) naming `where`.
+std::string catalog_to_json(const BehaviorLog& log);
+BehaviorLog catalog_from_json(std::string_view text, const std::string& where);
+
 // Text helpers shared by the readers.
 std::string latin1_to_utf8(std::string_view latin1);
 // Replaces invalid UTF-8 sequences by U+FFFD; returns how many were replaced.

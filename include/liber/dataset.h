@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -86,6 +87,32 @@ struct CtrDataset {
 };
 
 CtrDataset build_ctr_dataset(const BehaviorLog& log, const SplitConfig& config);
+
+// One sample's features, read off a catalog: build_ctr_dataset's samples and a served
+// request's (liber serve's /v1/score) are made by this one builder, so they cannot drift.
+// Fields, in order: user id, user attributes, target item id, item year (when the catalog
+// has years), item attributes, the recent-item history.
+class SampleBuilder {
+ public:
+  // `catalog` (its items and users; events unused) must outlive the builder.
+  SampleBuilder(const BehaviorLog& catalog, int history_length);
+  const FeatureSchema& schema() const { return schema_; }
+  // Appends one sample of catalog rows `user` and `item` (0 = unknown) at `ts`; `history` is
+  // the user's earlier items, most recent first (the first history_length are used).
+  void append(SampleSet& set, uint32_t user, uint32_t item, int64_t ts,
+              std::span<const uint32_t> history, float label) const;
+
+ private:
+  struct Column {
+    enum Kind { UserId, ItemId, UserAttr, ItemAttr, ItemYear, History } kind;
+    const Attribute* attr = nullptr;
+  };
+  const BehaviorLog& catalog_;
+  FeatureSchema schema_;
+  std::vector<Column> sparse_, sequences_;  // how each schema field is read
+  std::vector<int64_t> year_ids_;           // catalog row -> item_year id
+  std::size_t sequence_width_ = 0;
+};
 
 // Appends one sparse field to every split: sample i of a split gets value(split, i), an id
 // in [0, field.vocab). For a feature computed outside the log (an oracle, a join).

@@ -26,38 +26,93 @@ int FeatureSchema::sequence_index(const std::string& name) const {
   return -1;
 }
 
-namespace {
-
-// How one feature column is read off an event: the sample builder below walks these.
-struct SparseSource {
-  enum Kind { UserId, ItemId, UserAttr, ItemAttr, ItemYear } kind;
-  const Attribute* attr = nullptr;
-};
-struct SequenceSource {
-  enum Kind { UserAttr, ItemAttr, History } kind;
-  const Attribute* attr = nullptr;
-};
-
-// A single-valued attribute becomes a sparse field, a multi-valued one a sequence field
-// as long as its longest row.
-template <typename Table>
-void add_attribute_fields(const Table& table, const char* prefix, bool user_side,
-                          FeatureSchema& schema, std::vector<SparseSource>& sparse,
-                          std::vector<SequenceSource>& seqs) {
-  for (const Attribute& a : table.attributes) {
-    std::string name = fmt::format("{}{}", prefix, a.name);
-    if (a.multi) {
-      int len = static_cast<int>(std::max<std::size_t>(1, a.max_row_length()));
-      schema.sequences.push_back({name, a.vocab.size(), len, ""});
-      seqs.push_back({user_side ? SequenceSource::UserAttr : SequenceSource::ItemAttr, &a});
-    } else {
-      schema.sparse.push_back({name, a.vocab.size()});
-      sparse.push_back({user_side ? SparseSource::UserAttr : SparseSource::ItemAttr, &a});
+SampleBuilder::SampleBuilder(const BehaviorLog& catalog, int history_length) : catalog_(catalog) {
+  if (history_length < 1) throw Error(ErrorKind::Config, "history length must be at least 1");
+  // A single-valued attribute becomes a sparse field, a multi-valued one a sequence field
+  // as long as its longest row.
+  auto add_attributes = [&](const std::vector<Attribute>& attributes, const char* prefix, bool user) {
+    for (const Attribute& a : attributes) {
+      std::string name = fmt::format("{}{}", prefix, a.name);
+      const Column col{user ? Column::UserAttr : Column::ItemAttr, &a};
+      if (a.multi) {
+        int len = static_cast<int>(std::max<std::size_t>(1, a.max_row_length()));
+        schema_.sequences.push_back({name, a.vocab.size(), len, ""});
+        sequences_.push_back(col);
+      } else {
+        schema_.sparse.push_back({name, a.vocab.size()});
+        sparse_.push_back(col);
+      }
     }
+  };
+  schema_.sparse.push_back({"user_id", catalog.users.ids.size()});
+  sparse_.push_back({Column::UserId});
+  add_attributes(catalog.users.attributes, "user_", true);
+  schema_.target_item_field = static_cast<int>(schema_.sparse.size());
+  schema_.sparse.push_back({"item_id", catalog.items.ids.size()});
+  sparse_.push_back({Column::ItemId});
+  // Release years become a categorical field: ids in order of the year value.
+  std::map<int, int64_t> year_ids;
+  for (int y : catalog.items.years)
+    if (y > 0) year_ids.emplace(y, 0);
+  if (!year_ids.empty()) {
+    int64_t next = 1;
+    for (auto& [y, id] : year_ids) id = next++;
+    schema_.sparse.push_back({"item_year", next});
+    sparse_.push_back({Column::ItemYear});
+    year_ids_.assign(catalog.items.years.size(), 0);
+    for (std::size_t row = 0; row < catalog.items.years.size(); ++row)
+      if (int y = catalog.items.years[row]; y > 0) year_ids_[row] = year_ids.at(y);
   }
+  add_attributes(catalog.items.attributes, "item_", false);
+  schema_.history_field = static_cast<int>(schema_.sequences.size());
+  schema_.sequences.push_back({"history_item_ids", catalog.items.ids.size(), history_length, "item_id"});
+  sequences_.push_back({Column::History});
+  for (const auto& f : schema_.sequences) sequence_width_ += static_cast<std::size_t>(f.length);
 }
 
-}  // namespace
+void SampleBuilder::append(SampleSet& set, uint32_t user, uint32_t item, int64_t ts,
+                           std::span<const uint32_t> history, float label) const {
+  for (const Column& c : sparse_) {
+    int64_t v = 0;
+    switch (c.kind) {
+      case Column::UserId: v = user; break;
+      case Column::ItemId: v = item; break;
+      case Column::UserAttr:
+        if (user < c.attr->rows())
+          if (auto r = c.attr->row(user); !r.empty()) v = r[0];
+        break;
+      case Column::ItemAttr:
+        if (item < c.attr->rows())
+          if (auto r = c.attr->row(item); !r.empty()) v = r[0];
+        break;
+      case Column::ItemYear:
+        if (item < year_ids_.size()) v = year_ids_[item];
+        break;
+      case Column::History: break;
+    }
+    set.sparse.push_back(v);
+  }
+  const std::size_t first = set.sequences.size();
+  set.sequences.resize(first + sequence_width_, 0);
+  int64_t* row = set.sequences.data() + first;
+  for (std::size_t f = 0; f < sequences_.size(); ++f) {
+    const auto len = static_cast<std::size_t>(schema_.sequences[f].length);
+    const Column& c = sequences_[f];
+    if (c.kind == Column::History) {
+      for (std::size_t k = 0; k < len && k < history.size(); ++k) row[k] = history[k];
+    } else {
+      const std::size_t r = c.kind == Column::UserAttr ? user : item;
+      if (r < c.attr->rows()) {
+        auto codes = c.attr->row(r);
+        for (std::size_t k = 0; k < len && k < codes.size(); ++k) row[k] = codes[k];
+      }
+    }
+    row += len;
+  }
+  set.labels.push_back(label);
+  set.users.push_back(user);
+  set.timestamps.push_back(ts);
+}
 
 CtrDataset build_ctr_dataset(const BehaviorLog& log, const SplitConfig& config) {
   if (log.events.empty())
@@ -65,41 +120,12 @@ CtrDataset build_ctr_dataset(const BehaviorLog& log, const SplitConfig& config) 
   if (config.test_fraction < 0 || config.test_fraction >= 1 || config.valid_fraction < 0 ||
       config.valid_fraction >= 1)
     throw Error(ErrorKind::Config, "test and validation fractions must be in [0, 1)");
-  if (config.history_length < 1)
-    throw Error(ErrorKind::Config, "history length must be at least 1");
+  const SampleBuilder builder(log, config.history_length);
 
   CtrDataset out;
   out.name = log.name;
   out.description = log.description;
-  FeatureSchema& schema = out.schema;
-  std::vector<SparseSource> sparse_src;
-  std::vector<SequenceSource> seq_src;
-
-  // Field order: user id, user attributes, target item id, item attributes, history.
-  schema.sparse.push_back({"user_id", log.users.ids.size()});
-  sparse_src.push_back({SparseSource::UserId});
-  add_attribute_fields(log.users, "user_", true, schema, sparse_src, seq_src);
-  schema.target_item_field = static_cast<int>(schema.sparse.size());
-  schema.sparse.push_back({"item_id", log.items.ids.size()});
-  sparse_src.push_back({SparseSource::ItemId});
-  // Release years become a categorical field: ids in order of the year value.
-  std::map<int, int64_t> year_ids;
-  for (int y : log.items.years)
-    if (y > 0) year_ids.emplace(y, 0);
-  if (!year_ids.empty()) {
-    int64_t next = 1;
-    for (auto& [y, id] : year_ids) id = next++;
-    schema.sparse.push_back({"item_year", next});
-    sparse_src.push_back({SparseSource::ItemYear});
-  }
-  add_attribute_fields(log.items, "item_", false, schema, sparse_src, seq_src);
-  schema.history_field = static_cast<int>(schema.sequences.size());
-  schema.sequences.push_back(
-      {"history_item_ids", log.items.ids.size(), config.history_length, "item_id"});
-  seq_src.push_back({SequenceSource::History});
-
-  std::size_t seq_width = 0;
-  for (const auto& s : schema.sequences) seq_width += static_cast<std::size_t>(s.length);
+  out.schema = builder.schema();
 
   // Each user's events in time order; ties keep file order (stable sort).
   std::vector<uint32_t> order(log.events.size());
@@ -109,48 +135,8 @@ CtrDataset build_ctr_dataset(const BehaviorLog& log, const SplitConfig& config) 
     return x.user != y.user ? x.user < y.user : x.ts < y.ts;
   });
 
-  std::vector<int64_t> seq_row(seq_width);
-  auto emit = [&](SampleSet& set, std::size_t pos, std::size_t begin) {
-    const Event& e = log.events[order[pos]];
-    for (const SparseSource& src : sparse_src) {
-      int64_t v = 0;
-      switch (src.kind) {
-        case SparseSource::UserId: v = e.user; break;
-        case SparseSource::ItemId: v = e.item; break;
-        case SparseSource::UserAttr:
-          if (auto r = src.attr->row(e.user); !r.empty()) v = r[0];
-          break;
-        case SparseSource::ItemAttr:
-          if (auto r = src.attr->row(e.item); !r.empty()) v = r[0];
-          break;
-        case SparseSource::ItemYear:
-          if (int y = log.items.years[e.item]; y > 0) v = year_ids.at(y);
-          break;
-      }
-      set.sparse.push_back(v);
-    }
-    std::fill(seq_row.begin(), seq_row.end(), 0);
-    std::size_t off = 0;
-    for (std::size_t f = 0; f < seq_src.size(); ++f) {
-      const auto len = static_cast<std::size_t>(schema.sequences[f].length);
-      const SequenceSource& src = seq_src[f];
-      if (src.kind == SequenceSource::History) {
-        // Most recent first; only events strictly earlier in the user's timeline.
-        for (std::size_t k = 0; k < len && k < pos - begin; ++k)
-          seq_row[off + k] = log.events[order[pos - 1 - k]].item;
-      } else {
-        auto r = src.attr->row(src.kind == SequenceSource::UserAttr ? e.user : e.item);
-        for (std::size_t k = 0; k < len && k < r.size(); ++k) seq_row[off + k] = r[k];
-      }
-      off += len;
-    }
-    set.sequences.insert(set.sequences.end(), seq_row.begin(), seq_row.end());
-    bool like = e.label >= 0 ? e.label > 0 : e.rating >= log.like_threshold;
-    set.labels.push_back(like ? 1.0f : 0.0f);
-    set.users.push_back(e.user);
-    set.timestamps.push_back(e.ts);
-  };
-
+  const auto history_length = static_cast<std::size_t>(config.history_length);
+  std::vector<uint32_t> history;
   for (std::size_t begin = 0; begin < order.size();) {
     std::size_t end = begin;
     const uint32_t user = log.events[order[begin]].user;
@@ -162,7 +148,14 @@ CtrDataset build_ctr_dataset(const BehaviorLog& log, const SplitConfig& config) 
     const long n_train = n_fit - n_valid;
     for (long i = 0; i < n; ++i) {
       SampleSet& set = i < n_train ? out.train : (i < n_fit ? out.valid : out.test);
-      emit(set, begin + static_cast<std::size_t>(i), begin);
+      const std::size_t pos = begin + static_cast<std::size_t>(i);
+      const Event& e = log.events[order[pos]];
+      // Most recent first; only events strictly earlier in the user's timeline.
+      history.clear();
+      for (std::size_t k = 0; k < history_length && k < pos - begin; ++k)
+        history.push_back(log.events[order[pos - 1 - k]].item);
+      const bool like = e.label >= 0 ? e.label > 0 : e.rating >= log.like_threshold;
+      builder.append(set, e.user, e.item, e.ts, history, like ? 1.0f : 0.0f);
     }
     begin = end;
   }

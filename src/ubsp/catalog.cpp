@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "liber/data/catalog_json.h"
 #include "liber/error.h"
 #include "liber/ubsp.h"
 #include "liber/ubsp/codec.h"
@@ -10,6 +11,10 @@
 namespace liber {
 
 using namespace ubsp;
+using data::attributes_from_json;
+using data::attributes_json;
+using data::domain_from_json;
+using data::domain_json;
 using nlohmann::json;
 
 namespace {
@@ -20,29 +25,6 @@ std::string row_key(uint32_t row) {
   std::string k;
   put_be32(k, row);
   return k;
-}
-
-json attributes_json(const std::vector<Attribute>& attributes) {
-  json out = json::array();
-  for (const Attribute& a : attributes) {
-    json values = json::array();
-    for (uint32_t c = 1; c < a.vocab.size(); ++c) values.push_back(a.vocab.key(c));
-    out.push_back({{"name", a.name}, {"multi", a.multi}, {"values", values}, {"labels", a.labels}});
-  }
-  return out;
-}
-
-std::vector<Attribute> attributes_from_json(const json& j) {
-  std::vector<Attribute> out;
-  for (const json& a : j) {
-    Attribute attr;
-    attr.name = a.at("name").get<std::string>();
-    attr.multi = a.at("multi").get<bool>();
-    for (const json& v : a.at("values")) attr.vocab.add(v.get<std::string>());
-    attr.labels = a.at("labels").get<std::unordered_map<std::string, std::string>>();
-    out.push_back(std::move(attr));
-  }
-  return out;
 }
 
 void put_codes(std::string& out, const std::vector<Attribute>& attributes, uint32_t row) {
@@ -72,23 +54,6 @@ void get_codes(ByteReader& r, std::vector<Attribute>& attributes) {
 // Row 0 of every column is the unknown entity: no codes.
 void push_empty_row(std::vector<Attribute>& attributes) {
   for (Attribute& a : attributes) a.offsets.push_back(static_cast<uint32_t>(a.codes.size()));
-}
-
-json domain_json(const Domain& d) {
-  return {{"item", d.item},         {"items", d.items},
-          {"item_synonyms", d.item_synonyms}, {"category", d.category},
-          {"rating_unit", d.rating_unit},     {"facets", d.facets}};
-}
-
-Domain domain_from_json(const json& j) {
-  Domain d;
-  d.item = j.at("item").get<std::string>();
-  d.items = j.at("items").get<std::string>();
-  d.item_synonyms = j.at("item_synonyms").get<std::vector<std::string>>();
-  d.category = j.at("category").get<std::string>();
-  d.rating_unit = j.at("rating_unit").get<std::string>();
-  d.facets = j.at("facets").get<std::string>();
-  return d;
 }
 
 // A catalog stored before the domain was: what its reader would choose now.
