@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,31 @@ struct TrainResult {
 // epoch and evaluates it on data.test. Deterministic for config.seed when threads == 1.
 TrainResult train_and_evaluate(const CtrDataset& data, const ModelConfig& model,
                                const TrainConfig& config);
+
+namespace ctr {
+class Backbone;
+class SideInputModule;
+}  // namespace ctr
+
+// A trained backbone, for inference: built from the schema and config it was trained
+// with, its weights read from the file train_and_evaluate wrote (TrainConfig::
+// checkpoint_path). predict() may run from several threads at once.
+class CtrModel {
+ public:
+  CtrModel(const FeatureSchema& schema, const ModelConfig& config);
+  // Throws Error(Io) naming the file when it cannot be read or does not fit the model.
+  void load(const std::string& weights_path);
+  // One probability per sample, in order. Ids are checked against the schema; side-input
+  // values are the plug owner's to keep valid (a served plug's rows grow after training).
+  std::vector<float> predict(const SampleSet& samples) const;
+  // The side input's module (nullptr without one), for the plug's owner.
+  ctr::SideInputModule* side_input() const;
+  const FeatureSchema& schema() const { return schema_; }
+
+ private:
+  FeatureSchema schema_;
+  std::shared_ptr<ctr::Backbone> backbone_;
+};
 
 // Sets the compute threads (0 = all cores) and returns the count in effect. Debian's
 // libtorch runs matrix multiplies on OpenBLAS's own pool and element-wise work on its

@@ -1,5 +1,7 @@
 #include "liber/common/bytes.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "liber/common/hash.h"
@@ -83,5 +85,15 @@ std::string_view user_of_key(std::string_view key) {
 }
 
 std::string hex16(uint64_t h) { return fmt::format("{:016x}", h); }
+
+std::vector<std::string> users_in_key_order(const std::vector<std::string>& users) {
+  std::vector<std::pair<std::string, std::string>> keyed;  // (key, user)
+  for (const std::string& u : users) keyed.emplace_back(user_key(u), u);
+  std::sort(keyed.begin(), keyed.end());
+  keyed.erase(std::unique(keyed.begin(), keyed.end()), keyed.end());
+  std::vector<std::string> out;
+  for (auto& [k, u] : keyed) out.push_back(std::move(u));
+  return out;
+}
 
 }  // namespace liber

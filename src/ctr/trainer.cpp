@@ -162,7 +162,10 @@ void check_ids(const std::vector<int64_t>& ids, int64_t rows, int64_t cols,
   }
 }
 
-SplitTensors to_tensors(const SampleSet& set, const FeatureSchema& schema, const char* split) {
+// check_side = false: a served model's side input grows after training (CtrModel), so its
+// values are the plug owner's to keep in range.
+SplitTensors to_tensors(const SampleSet& set, const FeatureSchema& schema, const char* split,
+                        bool check_side = true) {
   const int64_t n = static_cast<int64_t>(set.size());
   const int64_t s = static_cast<int64_t>(schema.sparse.size());
   int64_t l = 0;
@@ -177,7 +180,7 @@ SplitTensors to_tensors(const SampleSet& set, const FeatureSchema& schema, const
   const SideInputPlug& plug = schema.side;
   const int64_t w = plug.enabled() ? plug.width : 0;
   if (static_cast<int64_t>(set.side.size()) != n * w) throw mismatch("side input");
-  for (std::size_t i = 0; i < set.side.size(); ++i)
+  for (std::size_t i = 0; check_side && i < set.side.size(); ++i)
     if (set.side[i] < plug.lower || set.side[i] >= plug.upper)
       throw Error(ErrorKind::InvalidInput,
                   fmt::format("{} sample {}: side input '{}' value {} is outside [{}, {})", split,
@@ -203,23 +206,23 @@ SplitTensors to_tensors(const SampleSet& set, const FeatureSchema& schema, const
   return t;
 }
 
-// Sigmoid predictions for a whole split, in large no-grad batches.
+// Sigmoid predictions for a whole split, in large no-grad batches; `model` in eval mode.
 std::vector<float> predict(ctr::Backbone& model, const SplitTensors& data, int64_t batch) {
   torch::InferenceMode guard;
-  model.eval();
   std::vector<float> out(static_cast<std::size_t>(data.size));
   for (int64_t start = 0; start < data.size; start += batch) {
     const int64_t count = std::min(batch, data.size - start);
     torch::Tensor p = torch::sigmoid(model.forward(data.rows(start, count))).contiguous();
     std::memcpy(out.data() + start, p.data_ptr<float>(), count * sizeof(float));
   }
-  model.train();
   return out;
 }
 
 Metrics evaluate(ctr::Backbone& model, const SplitTensors& data, const SampleSet& set,
                  int64_t batch, std::vector<float>* kept = nullptr) {
+  model.eval();
   std::vector<float> scores = predict(model, data, batch);
+  model.train();
   if (kept) *kept = scores;
   Metrics m;
   m.auc = auc(set.labels, scores);
@@ -361,5 +364,25 @@ TrainResult train_and_evaluate(const CtrDataset& data, const ModelConfig& model_
   result.test = evaluate(*model, test, data.test, eval_batch, &result.test_predictions);
   return result;
 }
+
+// ---------------------------------------------------------------------------------------
+// A trained model, for inference
+
+CtrModel::CtrModel(const FeatureSchema& schema, const ModelConfig& config)
+    : schema_(schema), backbone_(ctr::make_backbone(schema, config)) {
+  backbone_->eval();  // for good: predict() runs from several threads and never trains
+}
+
+void CtrModel::load(const std::string& weights_path) {
+  load_weights(*backbone_, weights_path);
+  backbone_->eval();
+}
+
+std::vector<float> CtrModel::predict(const SampleSet& samples) const {
+  const SplitTensors t = to_tensors(samples, schema_, "request", /*check_side=*/false);
+  return liber::predict(*backbone_, t, std::max<int64_t>(t.size, 1));
+}
+
+ctr::SideInputModule* CtrModel::side_input() const { return backbone_->embedding->side.get(); }
 
 }  // namespace liber

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "liber/common/bytes.h"
 #include "liber/common/hash.h"
 #include "liber/error.h"
 #include "liber/ubsp.h"
@@ -58,11 +59,9 @@ InterestTable load_content_table(Store& store, const PartitionSet& set,
     }
   }
   if (t.dim == 0) return t;  // nothing encoded yet: the caller says what to run
-  const std::unordered_set<std::string> only(users.begin(), users.end());
   const auto d = static_cast<std::size_t>(t.dim);
   std::vector<double> liked(d), other(d);
-  for_each_partition_in(store, set, [&](const StoredPartition& p) {
-    if (!only.empty() && !only.contains(p.user)) return;
+  auto add = [&](const StoredPartition& p) {
     std::fill(liked.begin(), liked.end(), 0.0);
     std::fill(other.begin(), other.end(), 0.0);
     std::size_t n_liked = 0, n_other = 0;
@@ -81,7 +80,13 @@ InterestTable load_content_table(Store& store, const PartitionSet& set,
       t.rows.push_back(n_liked ? static_cast<float>(liked[i] / static_cast<double>(n_liked)) : 0.f);
     for (std::size_t i = 0; i < d; ++i)
       t.rows.push_back(n_other ? static_cast<float>(other[i] / static_cast<double>(n_other)) : 0.f);
-  });
+  };
+  if (users.empty()) {
+    for_each_partition_in(store, set, add);
+  } else {  // user by user, in the store's order (a served model refreshes one at a time)
+    for (const std::string& u : users_in_key_order(users))
+      for (const StoredPartition& p : read_partitions_in(store, set, u)) add(p);
+  }
   return t;
 }
 

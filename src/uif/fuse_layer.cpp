@@ -92,17 +92,51 @@ VisibleRows visible_rows(const torch::Tensor& rows) {
 
 }  // namespace
 
-torch::Tensor reduce_vectors(const torch::Tensor& vectors, int64_t k) {
+int64_t reduced_width(int64_t rows, int64_t width, int64_t k) {
+  if (k <= 0 || k >= width) return width;
+  return std::min<int64_t>(k, std::max<int64_t>(rows - 1, 1));
+}
+
+namespace {
+
+// reduce_vectors as its fitted parts (mean [1, w], directions [w, r], scales [r]; no
+// directions = no reduction) and their application, so a loaded layer reduces new rows
+// exactly as its training rows were.
+struct Reduction {
+  torch::Tensor mean, top, scale;
+};
+
+Reduction fit_reduction(const torch::Tensor& vectors, int64_t k) {
   torch::NoGradGuard no_grad;
-  torch::Tensor x = vectors.to(torch::kDouble);
+  const torch::Tensor x = vectors.to(torch::kDouble);
   const int64_t n = x.size(0), w = x.size(1);
-  if (k <= 0 || k >= w) return vectors.to(torch::kFloat).contiguous().clone();  // owns its memory
-  k = std::min<int64_t>(k, std::max<int64_t>(n - 1, 1));
-  x = x - x.mean(0, /*keepdim=*/true);
+  Reduction r;
+  r.mean = x.mean(0, /*keepdim=*/true);
+  if (k <= 0 || k >= w) {
+    r.top = torch::zeros({w, 0}, torch::kDouble);
+    r.scale = torch::zeros({0}, torch::kDouble);
+    return r;
+  }
   torch::Tensor values;
-  torch::Tensor top = principal_directions(x, k, &values);
-  torch::Tensor scale = values.clamp_min(1e-12).sqrt();
-  return (x.mm(top) / scale).to(torch::kFloat).contiguous();
+  r.top = principal_directions(x - r.mean, reduced_width(n, w, k), &values);
+  r.scale = values.clamp_min(1e-12).sqrt();
+  return r;
+}
+
+torch::Tensor apply_reduction(const torch::Tensor& vectors, const torch::Tensor& mean,
+                              const torch::Tensor& top, const torch::Tensor& scale) {
+  torch::NoGradGuard no_grad;
+  if (top.size(1) == 0) return vectors.to(torch::kFloat).contiguous().clone();  // owns its memory
+  return ((vectors.to(torch::kDouble) - mean).mm(top) / scale).to(torch::kFloat).contiguous();
+}
+
+torch::Tensor unit_rows(const torch::Tensor& x) { return x / x.norm(2, -1, true).clamp_min(1e-8); }
+
+}  // namespace
+
+torch::Tensor reduce_vectors(const torch::Tensor& vectors, int64_t k) {
+  const Reduction r = fit_reduction(vectors, k);
+  return apply_reduction(vectors, r.mean, r.top, r.scale);
 }
 
 torch::Tensor principal_directions(const torch::Tensor& centred, int64_t k, torch::Tensor* variances) {
@@ -157,10 +191,20 @@ FuseLayerImpl::FuseLayerImpl(const FuseTable& t, const FuseConfig& in, int64_t q
   const auto rows = static_cast<int64_t>(t.vectors->size()) / t.width;
   if (rows * t.width != static_cast<int64_t>(t.vectors->size()))
     throw Error(ErrorKind::InvalidInput, "fuse layer: vector table size is not rows x width");
+  row_width_ = t.width;
   torch::Tensor raw =
       torch::from_blob(const_cast<float*>(t.vectors->data()), {rows, t.width}, torch::kFloat);
-  table = register_buffer("table", reduce_vectors(raw, in.reduced_dim));
-  const int64_t r = table.size(1);
+  const bool loaded = t.loaded_row_dim > 0;
+  const Reduction reduction =
+      loaded ? Reduction{torch::zeros({1, t.width}, torch::kDouble),
+                         torch::zeros({t.width, t.loaded_row_dim == t.width ? 0 : t.loaded_row_dim}, torch::kDouble),
+                         torch::zeros({t.loaded_row_dim == t.width ? 0 : t.loaded_row_dim}, torch::kDouble)}
+             : fit_reduction(raw, in.reduced_dim);
+  row_mean = register_buffer("row_mean", reduction.mean);
+  row_top = register_buffer("row_top", reduction.top);
+  row_scale = register_buffer("row_scale", reduction.scale);
+  table = register_buffer("table", apply_reduction(raw, row_mean, row_top, row_scale));
+  const int64_t r = loaded ? t.loaded_row_dim : table.size(1);
 
   input_ = register_module("input", torch::nn::Linear(r, hidden_));
   ctr::init_linear(input_);
@@ -184,8 +228,9 @@ FuseLayerImpl::FuseLayerImpl(const FuseTable& t, const FuseConfig& in, int64_t q
     throw Error(ErrorKind::InvalidInput,
                 "fuse layer: a text query or similarity needs the item text vectors");
   if (text_query_) {
-    item_table = register_buffer("item_table",
-                                 reduce_vectors(view_of(t.item_vectors, t.item_width), in.reduced_dim));
+    item_table = register_buffer(
+        "item_table", loaded ? torch::zeros({0, t.loaded_item_dim})
+                             : reduce_vectors(view_of(t.item_vectors, t.item_width), in.reduced_dim));
     text_target_ = register_module("text_target", torch::nn::Linear(item_table.size(1), hidden_));
     ctr::init_linear(text_target_);
   }
@@ -201,18 +246,57 @@ FuseLayerImpl::FuseLayerImpl(const FuseTable& t, const FuseConfig& in, int64_t q
     // reduced_dim directions, not whitened): the full 384-d gather per slot cost 4x the
     // backbone's step on 2 cores; 64 directions keep the ranking of the cosines.
     torch::NoGradGuard frozen;
-    torch::Tensor items = view_of(t.item_vectors, t.item_width).to(torch::kDouble);
-    torch::Tensor mean = items.mean(0, /*keepdim=*/true);
-    torch::Tensor basis = principal_directions(items - mean, in.reduced_dim);  // [d, k]
-    auto unit = [](const torch::Tensor& x) { return x / x.norm(2, -1, true).clamp_min(1e-8); };
-    item_unit_ = unit((items - mean).mm(basis)).to(torch::kFloat).contiguous();
-    torch::Tensor chunks = raw.view({rows * texts_, t.item_width}).to(torch::kDouble);
-    row_unit_ = unit((chunks - mean).mm(basis)).to(torch::kFloat).view({rows, texts_, -1}).contiguous();
+    const int64_t d = t.item_width;
+    if (loaded) {
+      item_mean = register_buffer("item_mean", torch::zeros({1, d}, torch::kDouble));
+      item_basis = register_buffer("item_basis", torch::zeros({d, 0}, torch::kDouble));
+    } else {
+      torch::Tensor items = view_of(t.item_vectors, d).to(torch::kDouble);
+      item_mean = register_buffer("item_mean", items.mean(0, /*keepdim=*/true));
+      item_basis = register_buffer("item_basis", principal_directions(items - item_mean, in.reduced_dim));
+      set_items(view_of(t.item_vectors, d));
+      row_unit_ = row_units(raw);
+    }
     out_in += slots_ * texts_;
   }
   output_ = register_module("output", torch::nn::Linear(out_in, fused_dim_));
   ctr::init_linear(output_);
   no_history_ = register_parameter("no_history", torch::zeros({fused_dim_}));
+}
+
+void FuseLayerImpl::set_rows(const torch::Tensor& raw) {
+  table.set_(torch::zeros({0, table.size(1)}));  // the registered buffer too
+  row_unit_ = torch::Tensor();
+  append_rows(raw);
+}
+
+int64_t FuseLayerImpl::append_rows(const torch::Tensor& raw) {
+  TORCH_CHECK(raw.dim() == 2 && raw.size(1) == row_width_, "fuse layer: rows must be [P, width]");
+  torch::NoGradGuard frozen;
+  const int64_t first = table.size(0);
+  const torch::Tensor reduced = apply_reduction(raw, row_mean, row_top, row_scale);
+  table.set_(first == 0 ? reduced : torch::cat({table, reduced}, 0));
+  if (similarity_) {
+    const torch::Tensor unit = row_units(raw);
+    row_unit_ = row_unit_.defined() && row_unit_.size(0) > 0 ? torch::cat({row_unit_, unit}, 0) : unit;
+  }
+  return first;
+}
+
+torch::Tensor FuseLayerImpl::row_units(const torch::Tensor& raw) const {
+  const int64_t p = raw.size(0), d = item_mean.size(1);
+  const torch::Tensor chunks = raw.reshape({p * texts_, d}).to(torch::kDouble);
+  return unit_rows((chunks - item_mean).mm(item_basis))
+      .to(torch::kFloat)
+      .view({p, texts_, item_basis.size(1)})
+      .contiguous();
+}
+
+void FuseLayerImpl::set_items(const torch::Tensor& raw) {
+  if (!similarity_) return;  // a text query's item table is a saved buffer
+  torch::NoGradGuard frozen;
+  TORCH_CHECK(raw.dim() == 2 && raw.size(1) == item_mean.size(1), "fuse layer: items must be [I, item_width]");
+  item_unit_ = unit_rows((raw.to(torch::kDouble) - item_mean).mm(item_basis)).to(torch::kFloat).contiguous();
 }
 
 torch::Tensor FuseLayerImpl::forward(const ctr::Batch& batch, const torch::Tensor& target) {

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "liber/common/bytes.h"
 #include "liber/error.h"
 #include "liber/ubsp.h"
 #include "liber/uif.h"
@@ -17,10 +18,19 @@ namespace liber {
 
 namespace {
 
-// Partitions of a set grouped by user, in (user key, seq) order.
+// Partitions of a set grouped by user, in (user key, seq) order; `users` (external ids)
+// restricts it, read user by user (a served model refreshes one user at a time).
 void for_each_user_partitions(
-    Store& store, const PartitionSet& set,
+    Store& store, const PartitionSet& set, const std::vector<std::string>& users,
     const std::function<void(const std::string&, std::vector<StoredPartition>&)>& fn) {
+  if (!users.empty()) {
+    for (const std::string& u : users_in_key_order(users)) {
+      std::vector<StoredPartition> parts = read_partitions_in(store, set, u);
+      for (StoredPartition& p : parts) p.events.clear();  // the events are not needed here
+      if (!parts.empty()) fn(u, parts);
+    }
+    return;
+  }
   std::string user;
   std::vector<StoredPartition> parts;
   for_each_partition_in(store, set, [&](const StoredPartition& p) {
@@ -46,12 +56,10 @@ InterestTable load_interest_table(Store& store, const Variant& variant,
   require_current_interests(store);
   require_current_vectors(store);
   const std::string id = variant.id();
-  const std::unordered_set<std::string> only(users.begin(), users.end());
   InterestTable t;
   t.variant = id;
-  for_each_user_partitions(store, variant.partitions, [&](const std::string& user,
-                                                          std::vector<StoredPartition>& parts) {
-    if (!only.empty() && !only.contains(user)) return;
+  for_each_user_partitions(store, variant.partitions, users, [&](const std::string& user,
+                                                                 std::vector<StoredPartition>& parts) {
     const std::vector<InterestRecord> recs = read_interests(store, id, user);
     std::unordered_map<uint32_t, const InterestRecord*> by_seq;
     for (const auto& r : recs) by_seq[r.seq] = &r;

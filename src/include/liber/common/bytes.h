@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace liber {
 
@@ -50,5 +51,7 @@ std::string user_key(std::string_view user);
 std::string user_seq_key(std::string_view user, uint32_t seq);
 // The user id at the front of a user_key / user_seq_key.
 std::string_view user_of_key(std::string_view key);
+// Distinct `users` in the order a scan of user_keys lists them.
+std::vector<std::string> users_in_key_order(const std::vector<std::string>& users);
 
 }  // namespace liber

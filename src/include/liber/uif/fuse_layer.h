@@ -25,6 +25,8 @@ namespace liber::uif {
 // Reduces the frozen vectors [P, width] to [P, k] by PCA (centered, whitened by the
 // component's standard deviation); k >= width or k <= 0 leaves them unchanged (as float).
 torch::Tensor reduce_vectors(const torch::Tensor& vectors, int64_t k);
+// The width reduce_vectors gives `rows` vectors of `width` for k (PCA needs k < rows).
+int64_t reduced_width(int64_t rows, int64_t width, int64_t k);
 // The top k principal directions [w, k] of centred rows [n, w] (double), signs fixed; their
 // variances [k] into `variances` when given. k <= 0 or >= w: all w.
 torch::Tensor principal_directions(const torch::Tensor& centred, int64_t k,
@@ -39,6 +41,10 @@ struct FuseTable {
   std::shared_ptr<const std::vector<float>> item_vectors;
   int item_width = 0;
   int texts = 1;  // vectors per row (each item_width wide), for FuseConfig::similarity
+  // A layer whose weights are loaded (a saved model): nothing is fitted, the reductions
+  // come with the weights, `vectors` may be empty and set_rows() gives the rows. These are
+  // the reduced widths of its training (reduced_width); 0 = a layer fitted on `vectors`.
+  int loaded_row_dim = 0, loaded_item_dim = 0;
 };
 
 // The plug over a table given directly (fuse_plug(InterestTable, ...) builds one from the
@@ -59,8 +65,22 @@ class FuseLayerImpl : public ctr::SideInputModule {
   // FuseConfig::similarity's input: rows [B, M], items [B] -> [B, M * texts], the cosine of
   // each visible slot's text to the target's text vector (0 where either is absent).
   torch::Tensor similarities(const torch::Tensor& rows, const torch::Tensor& items) const;
+  // Replaces the rows with `raw` [P, width] float, reduced by the layer's own (fitted or
+  // loaded) reduction: a served model reads partitions closed after its training. `items`
+  // [I, item_width], when the layer uses item texts, replaces the item side the same way.
+  // Not safe while forward() runs.
+  void set_rows(const torch::Tensor& raw);
+  void set_items(const torch::Tensor& raw);
+  // Appends rows after the current ones; returns the first new row's index.
+  int64_t append_rows(const torch::Tensor& raw);
+
   torch::Tensor table;  // [P, r] frozen buffer (saved with the weights, never trained)
   torch::Tensor item_table;  // [I, r'] frozen item text vectors (text query only)
+  // The frozen reductions, saved with the weights so that rows encoded after training are
+  // reduced as the training rows were: PCA of the rows (mean [1, w], directions [w, r],
+  // scales [r]; no directions = none) and the items' subspace for similarity (mean [1, d],
+  // basis [d, k]). Double, as fitted.
+  torch::Tensor row_mean, row_top, row_scale, item_mean, item_basis;
 
  private:
   bool attention_ = true;
@@ -68,7 +88,10 @@ class FuseLayerImpl : public ctr::SideInputModule {
   bool needs_items_ = false;
   // Similarity: rows' texts and items projected on the items' principal directions and
   // normalised (frozen inputs, not saved with the weights).
+  // Each row's texts projected on the items' subspace and normalised: [P, texts, k].
+  torch::Tensor row_units(const torch::Tensor& raw) const;
   int64_t texts_ = 1;
+  int64_t row_width_ = 0;
   torch::Tensor row_unit_, item_unit_;  // [P, texts, k], [I, k]: unit vectors
   torch::nn::Linear text_target_{nullptr};
   int64_t slots_, hidden_, fused_dim_;
