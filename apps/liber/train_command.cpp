@@ -1,5 +1,7 @@
 // `liber train`: build the CTR samples of a dataset and train/evaluate each backbone on them.
 #include <cstdio>
+#include <filesystem>
+#include <functional>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -12,6 +14,8 @@
 #include "liber/ctr.h"
 #include "liber/error.h"
 #include "liber/results.h"
+#include "liber/score.h"
+#include "liber/store.h"
 
 namespace liber::cli {
 namespace {
@@ -22,10 +26,58 @@ struct TrainOptions {
   std::vector<std::string> backbones;
   std::string out = "results.json";
   std::string checkpoint_dir;
+  std::string store, knowledge, save_model;
+  FuseConfig fuse = ModelTraining{}.fuse;
   ModelConfig model;
   TrainConfig train;
   CLI::App* app = nullptr;
 };
+
+// liber train --store: the store's dataset (and knowledge), each backbone saved to a model
+// directory that liber serve --score-model loads.
+void train_on_store(TrainOptions& o, const std::vector<std::string>& names, const TrainConfig& train,
+                    const std::function<ModelConfig(const std::string&)>& model_of) {
+  CLI::App& app = *o.app;
+  for (const char* flag : {"--dataset", "--data-dir", "--events", "--items", "--users", "--max-users",
+                           "--skip-bad-lines", "--checkpoint-dir"})
+    if (app.get_option(flag)->count() > 0)
+      throw Error(ErrorKind::Config,
+                  fmt::format("liber train --store reads the dataset from the store: {} does not apply", flag));
+  if (o.save_model.empty())
+    throw Error(ErrorKind::Config, "liber train --store needs --save-model DIR (where the model goes)");
+  auto store = open_rocksdb_store(o.store, StoreOptions{.read_only = true});
+  std::vector<ResultRecord> records;
+  for (const std::string& name : names) {
+    ModelTraining cfg;
+    cfg.knowledge = o.knowledge;
+    cfg.model = model_of(name);
+    cfg.train = train;
+    cfg.split.history_length = o.data.history_length;
+    cfg.fuse = o.fuse;
+    if (cfg.fuse.fusion == "mean") cfg.fuse.query = "item";  // the mean has no query
+    // One backbone: DIR is its model; several: DIR/<backbone> each.
+    const std::filesystem::path dir = names.size() == 1 ? std::filesystem::path(o.save_model)
+                                                        : std::filesystem::path(o.save_model) / name;
+    std::fprintf(stderr, "liber: training %s%s on %s\n", name.c_str(),
+                 o.knowledge.empty() ? "" : fmt::format(" with knowledge '{}'", o.knowledge).c_str(),
+                 o.store.c_str());
+    const TrainedModel trained = train_model(*store, cfg, dir);
+    ResultRecord rec;
+    rec.dataset = trained.info.dataset;
+    rec.data_note = trained.info.description;
+    rec.backbone = name;
+    rec.variant = o.knowledge.empty() ? "base" : o.knowledge;
+    rec.seed = train.seed;
+    rec.train_samples = trained.info.train_samples;
+    rec.result = trained.result;
+    records.push_back(rec);
+    std::fprintf(stderr, "liber: model saved to %s (%s)\n", dir.string().c_str(),
+                 o.knowledge.empty() ? "the backbone alone"
+                                     : fmt::format("{} partitions of knowledge", trained.info.partitions).c_str());
+    if (!o.out.empty()) write_results_json(records, o.out);
+  }
+  std::printf("\n%s\n%s\n", records.front().data_note.c_str(), results_table(records).c_str());
+}
 
 void run_train(TrainOptions& o) {
   CLI::App& app = *o.app;
@@ -47,17 +99,8 @@ void run_train(TrainOptions& o) {
   train.threads = set_compute_threads(o.train.threads);
   train.progress = o.train.progress;
 
-  BehaviorLog log = o.data.load();
-  SplitConfig split;
-  split.history_length = o.data.history_length;
-  CtrDataset data = build_ctr_dataset(log, split);
-  std::fprintf(stderr, "liber: %s: %zu train / %zu valid / %zu test samples (%s)\n",
-               data.name.c_str(), data.train.size(), data.valid.size(), data.test.size(),
-               data.description.c_str());
-
   std::vector<std::string> names = o.backbones.empty() ? backbone_names() : o.backbones;
-  std::vector<ResultRecord> records;
-  for (const std::string& name : names) {
+  auto model_of = [&](const std::string& name) {
     ModelConfig m = model;
     m.backbone = name;
     try {
@@ -67,6 +110,21 @@ void run_train(TrainOptions& o) {
       throw Error(ErrorKind::Config, fmt::format("{}: {}", o.config_path, e.what()));
     }
     if (given("--embedding-dim")) m.embedding_dim = o.model.embedding_dim;
+    return m;
+  };
+  if (!o.store.empty()) return train_on_store(o, names, train, model_of);
+
+  BehaviorLog log = o.data.load();
+  SplitConfig split;
+  split.history_length = o.data.history_length;
+  CtrDataset data = build_ctr_dataset(log, split);
+  std::fprintf(stderr, "liber: %s: %zu train / %zu valid / %zu test samples (%s)\n",
+               data.name.c_str(), data.train.size(), data.valid.size(), data.test.size(),
+               data.description.c_str());
+
+  std::vector<ResultRecord> records;
+  for (const std::string& name : names) {
+    const ModelConfig m = model_of(name);
     TrainConfig t = train;
     if (!o.checkpoint_dir.empty())
       t.checkpoint_path = fmt::format("{}/{}-{}.pt", o.checkpoint_dir, data.name, name);
@@ -110,6 +168,15 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--out", opts->out, "results JSON path")->capture_default_str();
   cmd->add_option("--checkpoint-dir", opts->checkpoint_dir, "keep each backbone's best weights here");
   cmd->add_flag("!--no-progress", opts->train.progress, "no progress bars");
+  cmd->add_option("--store", opts->store,
+                  "train on a store's dataset (liber ingest) instead of the data flags; needs --save-model");
+  cmd->add_option("--knowledge", opts->knowledge,
+                  "with --store: the fuse layer's input: content, a variant name (its LLM records), "
+                  "or VARIANT+content (default: none, the backbone alone)");
+  cmd->add_option("--fusion", opts->fuse.fusion, "with --knowledge: attention | mean")->capture_default_str();
+  cmd->add_option("--save-model", opts->save_model,
+                  "with --store: write the trained model here (DIR/<backbone> for several backbones) "
+                  "for liber serve --score-model");
   cmd->callback([opts] { run_train(*opts); });
 }
 

@@ -1,0 +1,20 @@
+// Pieces of the model directory shared by its writer (model_dir.cpp) and the scorer.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "liber/store.h"
+#include "liber/uil.h"
+
+namespace liber::score {
+
+// A whole file; throws Error(Io) naming it.
+std::string read_text_file(const std::filesystem::path& path);
+// The LLM variant a knowledge name uses (none for "" and "content"); throws
+// Error(InvalidInput) naming the store when it has no such variant.
+std::optional<Variant> knowledge_variant(Store& store, std::string_view knowledge);
+
+}  // namespace liber::score
