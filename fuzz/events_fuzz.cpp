@@ -1,4 +1,5 @@
-// libFuzzer target: request bodies of events (decode_events) and partition-rule texts
+// libFuzzer target: request bodies of events (decode_events) and of score requests
+// (decode_score_request), and partition-rule texts
 // (PartitionRule::parse), the text liber serve and the store take from outside. Built and
 // run by bench/fuzz.sh; any crash, sanitizer report or exception other than liber::Error
 // is a finding.
@@ -36,6 +37,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
       if (e.user == 0 || e.user >= catalog.users.size() || e.item == 0 ||
           e.item >= catalog.items.size() || e.ts < 0)
         __builtin_trap();
+  } catch (const liber::Error&) {
+  }
+  try {
+    const liber::ScoreRequest r = liber::decode_score_request(
+        text, catalog.users, [](std::string_view item) { return catalog.items.ids.find(item) != 0; }, 8);
+    // A well-formed request names a known user and 1..8 known items; a bad one says which field.
+    if (r.ok() && (catalog.users.ids.find(r.user) == 0 || r.items.empty() || r.items.size() > 8 ||
+                   (r.ts && *r.ts < 0)))
+      __builtin_trap();
+    if (!r.ok() && r.reason.empty()) __builtin_trap();
+    for (const std::string& item : r.items)
+      if (catalog.items.ids.find(item) == 0) __builtin_trap();
   } catch (const liber::Error&) {
   }
   try {

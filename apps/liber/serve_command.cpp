@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "liber/error.h"
+#include "liber/ctr.h"
 #include "liber/serve.h"
 
 namespace liber::cli {
@@ -44,6 +45,9 @@ void add_serve_command(CLI::App& app) {
     std::size_t batch_users = 64;
     std::size_t max_body_mb = 8, max_events = 10000, max_connections = 64, max_header_kb = 16;
     double read_timeout_s = 5, shutdown_timeout_s = 15;
+    std::string model;
+    std::size_t max_items = 1000;
+    int score_threads = 1;
   };
   auto f = std::make_shared<Flags>();
   CLI::App* cmd = app.add_subcommand(
@@ -59,7 +63,15 @@ void add_serve_command(CLI::App& app) {
   file->excludes(env);
   cmd->add_option("--http-threads", f->threads, "threads answering requests")->capture_default_str();
   cmd->add_flag("--no-learn", f->no_learn,
-                "no background pipeline: take events and answer, learn nothing (no model loaded)");
+                "no background pipeline: take events and answer, learn nothing (no LLM loaded)");
+  cmd->add_option("--score-model", f->model,
+                  "model directory (liber train --store ... --save-model DIR): POST /v1/score "
+                  "answers with it");
+  cmd->add_option("--max-items", f->max_items, "most candidate items in one score request")
+      ->capture_default_str();
+  cmd->add_option("--score-threads", f->score_threads,
+                  "compute threads of one score request (requests run in parallel on the request "
+                  "threads)")->capture_default_str();
   f->llm.add_to(*cmd);
   f->encoder.encoder = true;
   f->encoder.prefix = "encoder-";
@@ -100,6 +112,9 @@ void add_serve_command(CLI::App& app) {
     opt.limits.max_connections = f->max_connections;
     opt.limits.max_header_bytes = f->max_header_kb << 10;
     opt.limits.read_timeout = std::chrono::milliseconds(static_cast<int64_t>(f->read_timeout_s * 1000));
+    opt.limits.max_items = f->max_items;
+    opt.model = f->model;
+    if (!opt.model.empty()) set_compute_threads(f->score_threads);
 
     if (::pipe(signal_pipe) != 0) throw Error(ErrorKind::Io, "liber serve: cannot create a pipe");
     struct sigaction action {};
@@ -126,6 +141,7 @@ void add_serve_command(CLI::App& app) {
                  llm ? fmt::format("learning with {}, encoding with {}", llm->model_id(),
                                    encoder->model_id()).c_str()
                      : "no pipeline");
+    if (!opt.model.empty()) std::fprintf(stderr, "liber: scoring with the model in %s\n", opt.model.c_str());
     std::promise<void> done;
     std::thread watcher([&service, &done, timeout = f->shutdown_timeout_s] {
       char sig = 0;

@@ -9,7 +9,10 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,11 +48,28 @@ struct DecodedEvents {
 DecodedEvents decode_events(std::string_view body, const ItemCatalog& items,
                             const UserTable& users, std::size_t max_events);
 
+// A scoring request: {"user": id, "items": [id, ...], "ts"?: seconds}; ids as strings or
+// integers. Throws Error(Parse) when the body is not a JSON object and Error(Limit) for more
+// than `max_items` items. A wrong field is reported, not thrown: `field` ("user", "items",
+// "items[3]", "ts") and `reason`; users are checked against `users` (the store's) and
+// items with `known_item` (the model's vocabulary).
+struct ScoreRequest {
+  std::string user;
+  std::vector<std::string> items;
+  std::optional<int64_t> ts;
+  std::string field, reason;  // the first problem; empty when the request is well-formed
+  bool ok() const { return field.empty(); }
+};
+ScoreRequest decode_score_request(std::string_view body, const UserTable& users,
+                                  const std::function<bool(std::string_view)>& known_item,
+                                  std::size_t max_items);
+
 // ---- The service ----------------------------------------------------------------------
 // Every limit is answered with its status and a JSON error naming the limit, and the
 // connection is closed:
 //   a body over max_body_bytes (declared, or chunked)  413 {"limit": "body_bytes"}
 //   more than max_events in a request                 413 {"limit": "events_per_request"}
+//   more than max_items candidates in a score request  413 {"limit": "items_per_request"}
 //   request line and headers over max_header_bytes     431 {"limit": "header_bytes"}
 //   a connection over max_connections                  503 {"limit": "connections"}, at once
 //   a request not all sent within read_timeout of its first byte: 408 {"limit": "read_timeout"}
@@ -60,6 +80,7 @@ struct ServeLimits {
   std::size_t max_header_bytes = 16u << 10;
   std::chrono::milliseconds read_timeout{5000};  // also how long an idle connection stays open
   std::size_t max_connections = 64;              // open at once
+  std::size_t max_items = 1000;  // candidates per score request: 413 {"limit": "items_per_request"}
 };
 
 // The background pipeline: every partition that closes is learned (UIL, cascade order per
@@ -76,6 +97,9 @@ struct PipelineOptions {
   std::size_t batch_users = 64;   // users per learn run
   std::size_t max_users = 100000; // user ids held in memory before a rescan
   std::chrono::milliseconds max_backoff{30000};
+  // After each run's encoding: the users whose vectors it may have changed (`all`: every
+  // user). The service's scorer reads them again.
+  std::function<void(std::span<const std::string> users, bool all)> on_encoded;
 };
 
 struct ServeOptions {
@@ -86,6 +110,9 @@ struct ServeOptions {
   bool sync = true;       // fsync the write-ahead log before acknowledging events
   ServeLimits limits;
   PipelineOptions pipeline;
+  // A model directory (liber train --store ... --save-model DIR): POST /v1/score answers
+  // with it. Empty: no scoring.
+  std::filesystem::path model;
 };
 
 class Service {

@@ -1,4 +1,4 @@
-// Request bodies of events -> Event rows; see include/liber/serve.h.
+// Request bodies -> events and score requests; see include/liber/serve.h.
 #include <chrono>
 #include <cmath>
 
@@ -44,6 +44,15 @@ json parse(std::string_view text, std::size_t first_line) {
       what = what.substr(colon + 2);
     throw Error(ErrorKind::Parse, fmt::format("request body, from line {}: {}", first_line, what));
   }
+}
+
+// An id field's text: a string, or an integer written in decimal.
+bool id_text(const json& value, std::string& key, std::string& why) {
+  if (value.is_string()) key = value.get<std::string>();
+  else if (value.is_number_unsigned()) key = std::to_string(value.get<uint64_t>());
+  else if (value.is_number_integer()) key = std::to_string(value.get<int64_t>());
+  else return why = fmt::format("must be a string or an integer id, not {}", value.type_name()), false;
+  return true;
 }
 
 class EventReader {
@@ -96,10 +105,7 @@ class EventReader {
     const auto it = j.find(field);
     if (it == j.end()) return why = "missing", false;
     std::string key;
-    if (it->is_string()) key = it->get<std::string>();
-    else if (it->is_number_unsigned()) key = std::to_string(it->get<uint64_t>());
-    else if (it->is_number_integer()) key = std::to_string(it->get<int64_t>());
-    else return why = fmt::format("must be a string or an integer id, not {}", it->type_name()), false;
+    if (!id_text(*it, key, why)) return false;
     out = vocab.find(key);
     if (out == 0) {
       return why = fmt::format("unknown {} '{}' (not in the store's catalog)", field,
@@ -150,6 +156,52 @@ DecodedEvents decode_events(std::string_view body, const ItemCatalog& items,
       throw Error(ErrorKind::Parse, fmt::format("request body, line {}: a JSON line must be an event object, not {}",
                                                 line, j.type_name()));
     reader.read(j, out.total++, out);
+  }
+  return out;
+}
+
+ScoreRequest decode_score_request(std::string_view body, const UserTable& users,
+                                  const std::function<bool(std::string_view)>& known_item,
+                                  std::size_t max_items) {
+  const json j = parse(body, 1);
+  if (!j.is_object())
+    throw Error(ErrorKind::Parse, fmt::format("request body: a score request must be a JSON object, not {}",
+                                              j.type_name()));
+  ScoreRequest out;
+  auto fail = [&](std::string field, std::string reason) {
+    out.field = std::move(field);
+    out.reason = std::move(reason);
+    return out;
+  };
+  const auto user = j.find("user");
+  if (user == j.end()) return fail("user", "missing");
+  if (!id_text(*user, out.user, out.reason)) return fail("user", out.reason);
+  if (users.ids.find(out.user) == 0)
+    return fail("user", fmt::format("unknown user '{}' (not in the store's catalog)", serve::echo_id(out.user)));
+  const auto items = j.find("items");
+  if (items == j.end()) return fail("items", "missing");
+  if (!items->is_array()) return fail("items", fmt::format("must be an array of item ids, not {}", items->type_name()));
+  if (items->empty()) return fail("items", "empty: nothing to score");
+  if (items->size() > max_items)
+    throw Error(ErrorKind::Limit, fmt::format("the request holds more than {} items (limit: items per "
+                                              "request)", max_items));
+  for (std::size_t i = 0; i < items->size(); ++i) {
+    std::string key, why;
+    const std::string field = fmt::format("items[{}]", i);
+    if (!id_text((*items)[i], key, why)) return fail(field, why);
+    if (!known_item(key))
+      return fail(field, fmt::format("unknown item '{}' (not in the model's vocabulary)", serve::echo_id(key)));
+    out.items.push_back(std::move(key));
+  }
+  if (const auto ts = j.find("ts"); ts != j.end() && !ts->is_null()) {
+    if (!ts->is_number_integer())
+      return fail("ts", fmt::format("must be an integer (seconds since the Unix epoch), not {}",
+                                    ts->is_number() ? "a fraction" : ts->type_name()));
+    if (ts->is_number_integer() && !ts->is_number_unsigned() && ts->get<int64_t>() < 0)
+      return fail("ts", "before 1970");
+    if (ts->is_number_unsigned() && ts->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
+      return fail("ts", "out of range");
+    out.ts = ts->get<int64_t>();
   }
   return out;
 }

@@ -150,6 +150,7 @@ void Pipeline::run_once(std::vector<std::string> users, bool all) {
     state_.state = "encoding";
   }
   const EncodeReport enc = encode_knowledge(store_, encoder_, opt_.encode);
+  if (opt_.on_encoded) opt_.on_encoded(users, all);
   const auto now = Clock::now();
   {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -12,6 +12,7 @@
 
 #include "liber/error.h"
 #include "liber/log.h"
+#include "liber/score.h"
 #include "liber/serve.h"
 #include "liber/serve/echo.h"
 #include "liber/serve/http_server.h"
@@ -58,7 +59,7 @@ json error_body(std::string message, std::string limit = {}, std::string field =
 // The route a path belongs to, for metrics: the pattern, never the user id.
 std::string route_of(const std::string& path) {
   if (path == "/" || path == "/healthz" || path == "/readyz" || path == "/metrics" ||
-      path == "/v1/events" || path == "/v1/status")
+      path == "/v1/events" || path == "/v1/score" || path == "/v1/status")
     return path;
   if (path.rfind("/v1/users/", 0) == 0) return "/v1/users/{id}";
   return "other";
@@ -73,6 +74,7 @@ struct Service::Impl {
   std::unique_ptr<Ingestor> ingestor;
   std::mutex ingest_mutex;  // one delivery at a time: the Ingestor is single-writer
   serve::Metrics metrics;
+  std::unique_ptr<Scorer> scorer;             // with a model
   std::unique_ptr<serve::Pipeline> pipeline;  // with an LLM and an encoder
   std::unique_ptr<serve::HttpServer> server;
   int port = -1;
@@ -111,6 +113,14 @@ struct Service::Impl {
       metrics.request(route_of(req.path), res.status, seconds);
     };
     server = std::make_unique<serve::HttpServer>(opt.host, opt.port, opt.threads, limits, std::move(handlers));
+    if (!opt.model.empty()) {
+      scorer = std::make_unique<Scorer>(store, opt.model);
+      // A run that encoded vectors: the users' next scores read them.
+      opt.pipeline.on_encoded = [this](std::span<const std::string> users, bool all) {
+        if (all) scorer->invalidate_all();
+        else scorer->invalidate(users);
+      };
+    }
     if (llm && encoder) pipeline = std::make_unique<serve::Pipeline>(store, *llm, *encoder, opt.pipeline);
   }
 
@@ -146,6 +156,7 @@ struct Service::Impl {
     metrics.describe("liber_llm_calls_total", "counter", "LLM calls made by the pipeline");
     metrics.describe("liber_llm_tokens_total", "counter", "LLM tokens of the pipeline's calls");
     metrics.describe("liber_vectors_encoded_total", "counter", "partition vectors encoded by the pipeline");
+    metrics.describe("liber_scored_items_total", "counter", "items scored by POST /v1/score");
     metrics.describe("liber_freshness_seconds", "histogram",
                      "from the request that closed a partition to the end of the pipeline run that "
                      "learned and encoded it");
@@ -212,6 +223,7 @@ struct Service::Impl {
     }
     if (get && path == "/v1/status") return reply(200, status());
     if (req.method == "POST" && path == "/v1/events") return post_events(req);
+    if (req.method == "POST" && path == "/v1/score") return post_score(req);
     constexpr std::string_view kUsers = "/v1/users/";
     if (get && path.size() > kUsers.size() && path.compare(0, kUsers.size(), kUsers) == 0 &&
         path.find('/', kUsers.size()) == std::string::npos) {
@@ -223,6 +235,37 @@ struct Service::Impl {
     const std::string route = route_of(path);
     return route != "other" ? reply(405, error_body(fmt::format("{} is not allowed on {}", req.method, route)))
                  : reply(404, error_body("no such route"));
+  }
+
+  HttpResponse post_score(const HttpRequest& req) {
+    if (!scorer)
+      return reply(404, error_body("no model is loaded: start liber serve with --score-model DIR "
+                                   "(liber train --store ... --save-model DIR makes one)"));
+    ScoreRequest r;
+    try {
+      r = decode_score_request(req.body, log.users,
+                               [this](std::string_view item) { return scorer->item_row(item) != 0; },
+                               opt.limits.max_items);
+    } catch (const Error& e) {
+      if (e.kind() == ErrorKind::Limit) return reply(413, error_body(e.what(), "items_per_request"));
+      return reply(400, error_body(e.what()));
+    }
+    if (!r.ok()) return reply(422, error_body(fmt::format("{}: {}", r.field, r.reason), "", r.field));
+    Score score;
+    try {
+      score = scorer->score(r.user, r.items, r.ts);
+    } catch (const Error& e) {
+      log_warning(fmt::format("serve: scoring failed: {}", e.what()));
+      return reply(503, error_body(fmt::format("scoring failed: {}", e.what())));
+    }
+    metrics.add("liber_scored_items_total", "", r.items.size());
+    const ModelInfo& m = scorer->info();
+    return reply(200, json{{"user", r.user},
+                           {"ts", r.ts ? json(*r.ts) : json(nullptr)},
+                           {"model", {{"backbone", m.model.backbone}, {"knowledge", m.knowledge}}},
+                           {"history", score.history},
+                           {"partitions", score.partitions},
+                           {"scores", score.probabilities}});
   }
 
   // The status page's figures and the newest records.
@@ -237,6 +280,12 @@ struct Service::Impl {
     add("late", events("late"));
     add("bad", events("bad"));
     json out{{"store", store.path().string()}};
+    if (scorer) {
+      const ModelInfo& m = scorer->info();
+      add("items scored", metrics.counter("liber_scored_items_total", ""));
+      out["model"] = {{"backbone", m.model.backbone}, {"knowledge", m.knowledge},
+                      {"test_auc", m.test.auc}, {"rows", scorer->rows()}};
+    }
     json latest = json::array();
     if (pipeline) {
       const serve::PipelineState p = pipeline->state();
@@ -311,12 +360,13 @@ struct Service::Impl {
       metrics.add("liber_events_total", fmt::format("outcome=\"{}\"", names[i]), counts[i]);
     }
     body["partitions_closed"] = st.partitions();
-    if (pipeline && st.partitions() > 0) {
+    if (st.partitions() > 0 && (pipeline || scorer)) {
       std::vector<std::string> users;  // those of the request: a superset of who closed one
       for (const Event& e : d.events) users.push_back(log.users.ids.key(e.user));
       std::sort(users.begin(), users.end());
       users.erase(std::unique(users.begin(), users.end()), users.end());
-      pipeline->notify(users, st.partitions(), arrived);
+      if (pipeline) pipeline->notify(users, st.partitions(), arrived);
+      if (scorer) scorer->invalidate(users);  // content vectors exist as soon as a partition closes
     }
     for (int r = 0; r < kCloseReasonCount; ++r)
       if (st.closed[r])

@@ -1,7 +1,8 @@
 // Crash safety of the service: the real `liber serve` binary, SIGKILLed at random points
 // while a client sends numbered events and resends whatever was not acknowledged
 // (at-least-once). After the last restart every event is stored exactly once and the
-// partitions are those the in-memory partitioner closes over the same stream.
+// partitions are those the in-memory partitioner closes over the same stream, and a saved
+// model still scores.
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -18,6 +19,7 @@
 #include "core/test_ubsp_util.h"
 #include "fixtures.h"
 #include "liber/serve.h"
+#include "serve/model_fixture.h"
 #include "serve/serve_child.h"
 
 namespace liber {
@@ -41,6 +43,7 @@ TEST(ServeCrash, EveryEventStoredExactlyOnceAcrossSigkills) {
     Ingestor(*store, log, rule).ingest({});
   }
   testing::write_file(dir / "token", std::string(kToken) + "\n");
+  const std::string model = testing::train_small_model(log, rule, dir).string();
 
   // Numbered events: distinct (user, item, ts), in time order.
   std::vector<Event> events;
@@ -54,7 +57,8 @@ TEST(ServeCrash, EveryEventStoredExactlyOnceAcrossSigkills) {
   int kills = 0, run = 0;
   while (acked < events.size() && run < 300) {
     const testing::ServeChild child = testing::spawn_serve(
-        cli, dir / "store", dir / "token", (dir / ("stderr." + std::to_string(run++))).string(), {"--no-learn"});
+        cli, dir / "store", dir / "token", (dir / ("stderr." + std::to_string(run++))).string(),
+        {"--no-learn", "--score-model", model});
     ASSERT_GT(child.port, 0) << testing::read_file(child.stderr_path);
     // The killer: a random moment within the next ~12 ms, unless the client is done.
     const auto kill_after = std::chrono::microseconds(rng() % 12000);
@@ -118,6 +122,28 @@ TEST(ServeCrash, EveryEventStoredExactlyOnceAcrossSigkills) {
   std::fprintf(stderr, "serve crash test: %d runs, %d SIGKILLs, %llu events accepted, %llu resent as "
                        "duplicates\n", run, kills, static_cast<unsigned long long>(accepted),
                static_cast<unsigned long long>(duplicates));
+
+  // After the last restart the saved model scores a user from the events as stored.
+  store.reset();
+  const testing::ServeChild child = testing::spawn_serve(
+      cli, dir / "store", dir / "token", (dir / "stderr.score").string(), {"--no-learn", "--score-model", model});
+  ASSERT_GT(child.port, 0) << testing::read_file(child.stderr_path);
+  httplib::Client client("127.0.0.1", child.port);
+  client.set_bearer_token_auth(kToken);
+  client.set_read_timeout(10, 0);
+  const json request{{"user", log.users.ids.key(1)},
+                     {"items", {log.items.ids.key(1), log.items.ids.key(2), log.items.ids.key(3)}}};
+  auto r = client.Post("/v1/score", request.dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  const json body = json::parse(r->body);
+  EXPECT_EQ(body["scores"].size(), 3u);
+  EXPECT_EQ(body["history"], 10);  // the user's last ten stored events
+  for (const json& p : body["scores"]) EXPECT_TRUE(p.get<double>() > 0 && p.get<double>() < 1);
+  ::kill(child.pid, SIGTERM);
+  int status = 0;
+  ::waitpid(child.pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 }  // namespace

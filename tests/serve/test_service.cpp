@@ -20,6 +20,7 @@
 #include "fixtures.h"
 #include "liber/error.h"
 #include "liber/serve.h"
+#include "serve/model_fixture.h"
 #include "serve/serve_child.h"
 
 namespace liber {
@@ -383,6 +384,75 @@ TEST(ServeCommand, SigtermStopsItCleanly) {
   ASSERT_TRUE(WIFEXITED(status)) << testing::read_file(err);
   EXPECT_EQ(WEXITSTATUS(status), 0) << testing::read_file(err);
   EXPECT_NE(testing::read_file(err).find("stopped"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace liber
+
+namespace liber {
+namespace {
+
+// POST /v1/score against the scorer over the same store and model, and every refusal.
+TEST_F(ServiceTest, ScoresAsTheScorerAndRefusesBadRequestsNamingTheField) {
+  const std::filesystem::path model = testing::train_small_model(log, rule, dir.path());
+  const std::vector<Event> events = stream(12, 3);
+  Ingestor(*store, log, rule).deliver(events);
+  ServeOptions opt;
+  opt.model = model;
+  opt.limits.max_items = 4;
+  start(opt);
+  auto c = client();
+  auto score = [&](const json& body, int want) {
+    auto r = c.Post("/v1/score", body.dump(), "application/json");
+    EXPECT_TRUE(r) << "no response";
+    if (!r) return json{};
+    EXPECT_EQ(r->status, want) << r->body;
+    return json::parse(r->body);
+  };
+  const std::string user = log.users.ids.key(2);
+  const std::vector<std::string> items{log.items.ids.key(1), log.items.ids.key(4), log.items.ids.key(9)};
+  const json ok = score({{"user", user}, {"items", items}, {"ts", 1010}}, 200);
+  Scorer reference(*store, model);
+  const Score want = reference.score(user, items, 1010);
+  ASSERT_EQ(ok["scores"].size(), items.size());
+  for (std::size_t i = 0; i < items.size(); ++i)
+    EXPECT_NEAR(ok["scores"][i].get<double>(), want.probabilities[i], 1e-6);
+  EXPECT_EQ(ok["history"], want.history);
+  EXPECT_EQ(ok["ts"], 1010);
+  EXPECT_EQ(ok["model"]["backbone"], "din");
+  EXPECT_TRUE(score({{"user", user}, {"items", items}}, 200)["ts"].is_null());  // after everything
+
+  auto refused = [&](const json& body, int status, const std::string& field) {
+    const json r = score(body, status);
+    EXPECT_EQ(r.value("field", ""), field) << r.dump();
+    EXPECT_FALSE(r.value("error", "").empty());
+  };
+  refused({{"items", items}}, 422, "user");
+  refused({{"user", "nobody"}, {"items", items}}, 422, "user");
+  refused({{"user", user}}, 422, "items");
+  refused({{"user", user}, {"items", json::array()}}, 422, "items");
+  refused({{"user", user}, {"items", {items[0], "no-such-item"}}}, 422, "items[1]");
+  refused({{"user", user}, {"items", {items[0], 1.5}}}, 422, "items[1]");
+  refused({{"user", user}, {"items", items}, {"ts", 12.5}}, 422, "ts");
+  refused({{"user", user}, {"items", items}, {"ts", -3}}, 422, "ts");
+  const json many = score({{"user", user}, {"items", {items[0], items[0], items[0], items[0], items[0]}}}, 413);
+  EXPECT_EQ(many["limit"], "items_per_request");
+  auto bad = c.Post("/v1/score", "{\"user\": ", "application/json");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_NE(bad->body.find("malformed JSON"), std::string::npos) << bad->body;
+  auto metrics = c.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("liber_scored_items_total 6"), std::string::npos);
+  EXPECT_NE(metrics->body.find("route=\"/v1/score\""), std::string::npos);
+}
+
+TEST_F(ServiceTest, ScoringWithoutAModelSaysHowToLoadOne) {
+  start();
+  auto r = client().Post("/v1/score", R"({"user": "1", "items": ["1"]})", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+  EXPECT_NE(r->body.find("--score-model"), std::string::npos) << r->body;
 }
 
 }  // namespace
