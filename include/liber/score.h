@@ -38,9 +38,11 @@ namespace liber {
 //   "content"           partition content vectors (item texts, no LLM)
 //   "<variant>"         the variant's verified, encoded interest records (liber learn)
 //   "<variant>+content" both, on the partitions that have both
-// Every partition of `users` (external ids; empty = all) that has its vectors.
+// Every partition of `users` (external ids; empty = all) that has its vectors. `content`,
+// when given, is the store's content source read once (else it is read here).
 InterestTable load_knowledge(Store& store, std::string_view knowledge,
-                             const std::vector<std::string>& users = {});
+                             const std::vector<std::string>& users = {},
+                             const ContentSource* content = nullptr);
 
 // model.json.
 struct ModelInfo {

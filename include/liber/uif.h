@@ -140,6 +140,17 @@ std::unordered_map<std::string, KnowledgeVector> read_item_text_vectors(Store& s
 // `users` (external ids) restricts it; empty = all.
 InterestTable load_content_table(Store& store, const PartitionSet& set,
                                  const std::vector<std::string>& users = {});
+// What a content table is made of besides the partitions: every item text vector and the
+// like threshold. Read once to make many tables (a served model refreshes one user at a time).
+struct ContentSource {
+  std::unordered_map<std::string, KnowledgeVector> items;  // by external item id
+  float like_threshold = 4.0f;
+  std::string encoder;  // of every item vector (one encoder per store)
+  int dim = 0;          // 0: no item text vectors
+};
+ContentSource load_content_source(Store& store);
+InterestTable load_content_table(Store& store, const PartitionSet& set,
+                                 const std::vector<std::string>& users, const ContentSource& source);
 // The same partitions and times, each row an independent standard-normal vector fixed by
 // (user, seq, seed): structure (how many partitions, when they closed) without content.
 InterestTable random_control(const InterestTable& table, uint64_t seed);

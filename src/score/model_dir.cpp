@@ -155,16 +155,18 @@ std::optional<Variant> knowledge_variant(Store& store, std::string_view knowledg
 }  // namespace score
 
 InterestTable load_knowledge(Store& store, std::string_view knowledge,
-                             const std::vector<std::string>& users) {
+                             const std::vector<std::string>& users, const ContentSource* content) {
   const auto variant = score::knowledge_variant(store, knowledge);
-  const bool content = knowledge == kContent || knowledge.ends_with(kWithContent);
-  if (!variant && !content)
+  const bool with_content = knowledge == kContent || knowledge.ends_with(kWithContent);
+  if (!variant && !with_content)
     throw Error(ErrorKind::Config, fmt::format("knowledge '{}': name 'content', a variant, or "
                                                "'<variant>+content'", knowledge));
   InterestTable llm;
   if (variant) llm = load_interest_table(store, *variant, users);
-  if (!content) return llm;
-  InterestTable c = load_content_table(store, variant ? variant->partitions : PartitionSet{}, users);
+  if (!with_content) return llm;
+  const PartitionSet set = variant ? variant->partitions : PartitionSet{};
+  InterestTable c = content ? load_content_table(store, set, users, *content)
+                            : load_content_table(store, set, users);
   return variant ? join_tables(c, llm) : c;
 }
 

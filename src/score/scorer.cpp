@@ -35,6 +35,7 @@ struct Scorer::Impl {
   std::unique_ptr<CtrModel> model;
   uif::FuseLayerImpl* fuse = nullptr;  // inside `model`, with knowledge
   std::vector<uint8_t> item_has_text;  // per catalog row, for a text query
+  std::optional<ContentSource> content;  // read once, with content knowledge
   bool text_item = false;              // the side input carries the target's text row
 
   // The table's users: a shared lock to score, the unique one to add rows.
@@ -70,6 +71,7 @@ struct Scorer::Impl {
         item_has_text = items.present;
         text_item = true;
       }
+      if (info.knowledge == "content" || info.knowledge.ends_with("+content")) content = load_content_source(store);
       uif::FuseTable t;
       t.vectors = std::make_shared<const std::vector<float>>();
       t.width = info.texts * info.dim;
@@ -112,7 +114,7 @@ struct Scorer::Impl {
       }
       stale.erase(user);  // an invalidation from now on is seen by the next request
     }
-    const InterestTable t = load_knowledge(store, info.knowledge, {user});
+    const InterestTable t = load_knowledge(store, info.knowledge, {user}, content ? &*content : nullptr);
     if (!t.partitions.empty() && (t.encoder != info.encoder || t.dim != info.dim))
       throw Error(ErrorKind::InvalidInput,
                   fmt::format("model {} reads vectors of {} ({} dimensions); store {} has {} ({})",

@@ -39,25 +39,38 @@ std::string item_text(const BehaviorLog& log, uint32_t row) {
   return text;
 }
 
+ContentSource load_content_source(Store& store) {
+  ContentSource c;
+  c.like_threshold = load_behavior_log(store, false).like_threshold;
+  c.items = read_item_text_vectors(store);
+  for (const auto& [item, v] : c.items) {
+    if (c.encoder.empty()) {
+      c.encoder = v.encoder;
+      c.dim = v.dim;
+    } else if (v.encoder != c.encoder || v.dim != c.dim) {
+      throw Error(ErrorKind::InvalidInput,
+                  fmt::format("store {}: item {} has a text vector of encoder {} ({} dimensions), "
+                              "others of {} ({}): re-encode with one encoder (liber encode --replace)",
+                              store.path().string(), item, v.encoder, v.dim, c.encoder, c.dim));
+    }
+  }
+  return c;
+}
+
 InterestTable load_content_table(Store& store, const PartitionSet& set,
                                  const std::vector<std::string>& users) {
-  const BehaviorLog log = load_behavior_log(store, false);
-  const auto vectors = read_item_text_vectors(store);
+  return load_content_table(store, set, users, load_content_source(store));
+}
+
+InterestTable load_content_table(Store& store, const PartitionSet& set,
+                                 const std::vector<std::string>& users, const ContentSource& source) {
+  const auto& vectors = source.items;
   InterestTable t;
   t.variant = "content";
   t.layout = "liked|other";
   t.texts = 2;
-  for (const auto& [item, v] : vectors) {
-    if (t.encoder.empty()) {
-      t.encoder = v.encoder;
-      t.dim = v.dim;
-    } else if (v.encoder != t.encoder || v.dim != t.dim) {
-      throw Error(ErrorKind::InvalidInput,
-                  fmt::format("store {}: item {} has a text vector of encoder {} ({} dimensions), "
-                              "others of {} ({}): re-encode with one encoder (liber encode --replace)",
-                              store.path().string(), item, v.encoder, v.dim, t.encoder, t.dim));
-    }
-  }
+  t.encoder = source.encoder;
+  t.dim = source.dim;
   if (t.dim == 0) return t;  // nothing encoded yet: the caller says what to run
   const auto d = static_cast<std::size_t>(t.dim);
   std::vector<double> liked(d), other(d);
@@ -69,7 +82,7 @@ InterestTable load_content_table(Store& store, const PartitionSet& set,
       auto v = vectors.find(e.item);
       if (v == vectors.end()) continue;
       const bool like = e.label >= 0 ? e.label == 1
-                                     : !std::isnan(e.rating) && e.rating >= log.like_threshold;
+                                     : !std::isnan(e.rating) && e.rating >= source.like_threshold;
       auto& sum = like ? liked : other;
       (like ? n_liked : n_other) += 1;
       for (std::size_t i = 0; i < d; ++i) sum[i] += v->second.values[i];
