@@ -19,6 +19,7 @@
 #include "fixtures.h"
 #include "liber/error.h"
 #include "liber/serve.h"
+#include "serve/model_fixture.h"
 #include "llm/llm_server.h"
 #include "serve/serve_child.h"
 
@@ -45,8 +46,9 @@ class PipelineTest : public ::testing::Test {
     store = open_rocksdb_store(dir / "store");
     Ingestor(*store, log, rule).ingest({});
   }
-  void start(LlmEngine& llm, LlmEngine& encoder) {
+  void start(LlmEngine& llm, LlmEngine& encoder, const std::filesystem::path& model = {}) {
     ServeOptions opt;
+    opt.model = model;
     opt.port = 0;
     opt.token = kToken;
     opt.pipeline.learn.candidates = 1;  // one call per partition: calls count partitions
@@ -139,7 +141,7 @@ TEST_F(PipelineTest, LearnsEveryClosedPartitionOnceAndResumesWithoutRedoing) {
   EXPECT_EQ(records_of("u1"), 2u);
 }
 
-TEST_F(PipelineTest, AnLlmServerDownLeavesIngestWorkingAndThePartitionsPending) {
+TEST_F(PipelineTest, AnLlmServerDownLeavesIngestAndScoringWorkingAndThePartitionsPending) {
   if (std::string why = test::LlmServer::unavailable_reason(); !why.empty()) {
     if (std::getenv("CI")) FAIL() << why;
     GTEST_SKIP() << why;
@@ -156,7 +158,14 @@ TEST_F(PipelineTest, AnLlmServerDownLeavesIngestWorkingAndThePartitionsPending) 
   h.timeout_s = 60;
   server.kill_hard();  // down before the first call
   auto llm = make_http_engine(h);
-  start(*llm, testing::shared_encoder());
+  PartitionRule rule;
+  rule.count = 5;
+  start(*llm, testing::shared_encoder(), testing::train_small_model(log, rule, dir.path()));
+  auto score = [&] {
+    auto s = client().Post("/v1/score", R"({"user": "u2", "items": ["i1", "i2"]})", "application/json");
+    EXPECT_TRUE(s);
+    if (s) EXPECT_EQ(s->status, 200) << s->body;
+  };
   EXPECT_EQ(post("u1", 5, 2000000, 1), 1);
   // Ingest and reads go on while the pipeline fails and backs off.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
@@ -167,6 +176,7 @@ TEST_F(PipelineTest, AnLlmServerDownLeavesIngestWorkingAndThePartitionsPending) 
   auto r = client().Get("/v1/users/u2");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
+  score();  // scoring answers from the store, LLM or not
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (metric("liber_partitions{state=\"pending\"}") != 2 && std::chrono::steady_clock::now() < until)
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -176,6 +186,7 @@ TEST_F(PipelineTest, AnLlmServerDownLeavesIngestWorkingAndThePartitionsPending) 
   ASSERT_TRUE(settle(2, 300)) << service->metrics();
   EXPECT_EQ(records_of("u1"), 1u);
   EXPECT_EQ(records_of("u2"), 1u);
+  score();
   // Each record is the model's answer (ok, or an output it got wrong), none a failed call.
   for (const char* user : {"u1", "u2"})
     for (const Variant& v : list_variants(*store))

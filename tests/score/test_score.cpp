@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -19,6 +20,8 @@
 #include "liber/score.h"
 #include "liber/ubsp.h"
 #include "liber/uif.h"
+#include "liber/uil.h"
+#include "liber/uil/keys.h"
 
 namespace liber {
 namespace {
@@ -177,6 +180,62 @@ TEST_F(ScoreTest, PartitionsClosedAfterTrainingCountAtTheNextRequestAsInAColdLoa
   EXPECT_EQ(fresh.partitions, after.partitions);
   EXPECT_EQ(fresh.history, after.history);
   for (std::size_t i = 0; i < items.size(); ++i) EXPECT_NEAR(fresh.probabilities[i], after.probabilities[i], 1e-6);
+}
+
+// An LLM variant's records, written here (no LLM made them): one verified record per
+// partition, its summary naming the partition's most frequent genre.
+Variant put_llm_records(Store& store, const BehaviorLog& log, const std::string& model) {
+  Variant v;
+  v.model = model;
+  v.template_version = "test";
+  v.template_hash = "0000000000000000";
+  register_variant(store, v);
+  const Attribute* genres = log.items.attribute("genres");
+  auto b = store.new_batch();
+  for (uint32_t u = 1; u < log.users.size(); ++u) {
+    const std::string user = log.users.ids.key(u);
+    for (const StoredPartition& p : read_partitions(store, user)) {
+      std::map<std::string, int> count;
+      for (const StoredEvent& e : p.events)
+        for (uint32_t g : genres->row(log.items.ids.find(e.item))) ++count[genres->vocab.key(g)];
+      const auto top = std::max_element(count.begin(), count.end(),
+                                         [](const auto& a, const auto& c) { return a.second < c.second; });
+      InterestRecord r;
+      r.user = user;
+      r.seq = p.seq;
+      r.variant = v.id();
+      r.variant_name = v.name;
+      r.ok = true;
+      r.quality = "verified";
+      r.summary = "Watches mostly " + top->first + " movies.";
+      r.shift = p.seq == 0 ? "Starting interests." : "Steady.";
+      r.attempts = 1;
+      b->put(uil::kInterests, interest_key(r.variant, user, p.seq), r.to_json());
+    }
+  }
+  store.write(*b);
+  return v;
+}
+
+TEST_F(ScoreTest, ScoresEqualTheTrainersPredictionsWithLlmKnowledgeAndRefuseAMovedVariant) {
+  put_llm_records(*store_, log_, "test-llm");
+  encode_knowledge(*store_, testing::shared_encoder(), EncodeOptions{});  // the records' texts
+  for (const char* knowledge : {"cascade", "cascade+content"}) {
+    SCOPED_TRACE(knowledge);
+    const fs::path model = dir_ / (std::string("model-") + knowledge);
+    const TrainedModel trained = train_model(*store_, small_training(knowledge, "dcnv2"), model);
+    EXPECT_EQ(trained.info.variant_id, find_variant(*store_, "cascade")->id());
+    EXPECT_EQ(trained.info.texts, std::string(knowledge) == "cascade" ? 2 : 4);
+    expect_scores_match_training(*store_, model, trained);
+  }
+  // "cascade" now names other settings: the model's knowledge is not what the name gives.
+  put_llm_records(*store_, log_, "another-llm");
+  try {
+    Scorer scorer(*store_, dir_ / "model-cascade");
+    FAIL() << "loaded a model whose variant moved";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("other settings"), std::string::npos) << e.what();
+  }
 }
 
 TEST_F(ScoreTest, AModelDirectoryThatDoesNotFitIsRefusedNamingTheFile) {
