@@ -29,7 +29,7 @@ const char* status_page_html() {
 <body>
 <h1>liber serve</h1>
 <div class="sub">Store <span id="store">-</span> &middot; pipeline <span id="state">-</span>
-  &middot; updated <span id="updated">never</span> <span id="error"></span></div>
+  &middot; scoring <span id="model">-</span> &middot; updated <span id="updated">never</span> <span id="error"></span></div>
 <form id="login" hidden><input id="token" type="password" placeholder="bearer token" size="40">
   <button>Show</button></form>
 <div class="grid" id="figures"></div>
@@ -81,6 +81,10 @@ async function refresh() {
     const s = await r.json();
     document.getElementById("store").textContent = s.store;
     document.getElementById("state").textContent = s.pipeline ? s.pipeline.state : "off (--no-learn)";
+    document.getElementById("model").textContent = s.model
+        ? s.model.backbone + " with " + (s.model.knowledge || "no knowledge") + ", test AUC " +
+          (s.model.test_auc == null ? "n/a" : s.model.test_auc.toFixed(4))
+        : "off (no --score-model)";
     const figures = document.getElementById("figures");
     figures.replaceChildren();
     for (const [label, value] of s.figures) figures.appendChild(figure(label, value));

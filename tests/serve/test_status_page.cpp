@@ -73,6 +73,7 @@ TEST(StatusPage, ShowsTheServiceFiguresInARealBrowser) {
   EXPECT_NE(dom.find("<b>1</b><span>duplicates</span>"), std::string::npos) << dom;
   EXPECT_NE(dom.find("<b>1</b><span>bad</span>"), std::string::npos) << dom;
   EXPECT_NE(dom.find("pipeline <span id=\"state\">off (--no-learn)</span>"), std::string::npos) << dom;
+  EXPECT_NE(dom.find("scoring <span id=\"model\">off (no --score-model)</span>"), std::string::npos) << dom;
   // The token is not left in the address, and a wrong one shows no figures.
   EXPECT_EQ(dom.find("page-token"), std::string::npos);
   EXPECT_EQ(wrong.find("events accepted"), std::string::npos) << wrong;
