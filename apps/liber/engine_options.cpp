@@ -31,10 +31,12 @@ void EngineFlags::add_to(CLI::App& cmd) {
   cmd.add_option("--" + prefix + "model", model,
                  encoder ? "GGUF encoder for --engine llama (default: all-MiniLM-L6-v2 from setup)"
                          : "GGUF model for --engine llama (default: Gemma 3 270M from setup)");
-  cmd.add_option("--" + prefix + "base-url", base_url, "server URL for --engine http, e.g. http://127.0.0.1:8000/v1");
+  cmd.add_option("--" + prefix + "base-url", base_url,
+                 "server URL for --engine http, e.g. http://127.0.0.1:8000/v1; several, "
+                 "comma-separated: a fleet (fewest in flight first, failed servers ejected and probed)");
   cmd.add_option("--" + prefix + "api-model", api_model, "model name sent to the server (--engine http)");
-  cmd.add_option("--" + prefix + "parallel", parallel, "sequences decoded at once / requests in flight")
-      ->capture_default_str();
+  cmd.add_option("--" + prefix + "parallel", parallel,
+                 "sequences decoded at once / requests in flight per server")->capture_default_str();
   cmd.add_option("--" + prefix + "context", context,
                  "llama.cpp context: KV cells of all sequences (each gets context / parallel)")
       ->capture_default_str();

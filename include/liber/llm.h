@@ -100,14 +100,22 @@ struct LlamaOptions {
 std::unique_ptr<LlmEngine> make_llama_engine(const LlamaOptions& options);
 
 struct HttpOptions {
-  std::string base_url;      // e.g. http://127.0.0.1:8000/v1
+  // e.g. http://127.0.0.1:8000/v1. Several, comma-separated: a fleet of servers of one model.
+  // A request goes to the server with the fewest in flight; a failed one is re-sent to
+  // another server when one is up (at once; else after the backoff).
+  std::string base_url;
   std::string model;         // model name sent to the server
   std::string api_key_env = "OPENAI_API_KEY";  // name of the env var holding the key
-  int in_flight = 8;         // concurrent requests
+  int in_flight = 8;         // concurrent requests per server
   double timeout_s = 120;    // per request
   int max_retries = 5;       // on 429 / 5xx / timeouts / connection errors; never on 4xx
   double backoff_base_s = 0.5;  // exponential backoff with full jitter
   double backoff_max_s = 30;
+  // A server whose requests fail this many times in a row (connection errors, timeouts,
+  // 5xx) is ejected: no request goes to it for eject_s seconds, then one request probes it.
+  // A failed probe doubles the wait (up to 8 x eject_s); a success brings it back.
+  int eject_after = 3;
+  double eject_s = 2;
 };
 std::unique_ptr<LlmEngine> make_http_engine(const HttpOptions& options);
 

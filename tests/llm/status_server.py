@@ -4,7 +4,7 @@ usage: status_server.py PORT
 
 Requests under /s/<script>/ answer, one after another, the statuses of <script>, a
 comma-separated list such as "429,503,200" (the last one repeats). "429r1" answers 429 with
-"Retry-After: 1". A 200 is a valid chat completion. GET /count/<script> returns
+"Retry-After: 1"; "200d50" answers 200 after 50 ms. A 200 is a valid chat completion. GET /count/<script> returns
 {"requests": n, "times": [...]} for that script: what the engine actually sent, and when.
 GET .../models answers 200 (the engine asks it for the context length; the test harness
 for liveness). Listens on 127.0.0.1 only.
@@ -57,8 +57,11 @@ class Handler(BaseHTTPRequestHandler):
             times = seen.setdefault(script, [])
             step = steps[min(len(times), len(steps) - 1)]
             times.append(time.monotonic())
+        step, _, delay_ms = step.partition("d")
         status, _, retry_after = step.partition("r")
         status = int(status)
+        if delay_ms:
+            time.sleep(int(delay_ms) / 1000)
         if status == 200:
             return self.reply(200, {
                 "id": "x", "object": "chat.completion", "model": "scripted",

@@ -320,10 +320,23 @@ TEST(HttpEngineNoServer, BadBaseUrlThrowsConfigError) {
   HttpOptions o;
   o.base_url = "";
   EXPECT_THROW(make_http_engine(o), Error);
+  o.base_url = "http://127.0.0.1:9/v1, http://127.0.0.1:9/v1/";  // one server twice
+  EXPECT_THROW(make_http_engine(o), Error);
+  o.base_url = "http://127.0.0.1:9/v1,https://";  // the second is no URL
+  EXPECT_THROW(make_http_engine(o), Error);
+  o.base_url = "http://127.0.0.1:9/s/429,200/v1, http://127.0.0.1:8/v1";  // a comma in a path
+  o.model = "m";
+  auto engine = make_http_engine(o, HttpEngineConfig{});
+  ASSERT_EQ(engine->stats().endpoints.size(), 2u);
+  EXPECT_EQ(engine->stats().endpoints[0].base_url, "http://127.0.0.1:9/s/429,200/v1");
+  EXPECT_EQ(engine->model_id(), "http:m@fleet");
 }
 
 // ---- Retry rules: 429 and 5xx retried with backoff (Retry-After honoured), other 4xx not.
 class HttpRetryRules : public ::testing::Test {
+ public:
+  static int port() { return server_->port(); }
+
  protected:
   static void SetUpTestSuite() {
     server_ = LlmServer::scripted().release();
@@ -409,6 +422,88 @@ TEST_F(HttpRetryRules, RetryAfterIsHonoured) {
   const auto t = arrivals("429r1,200");
   ASSERT_EQ(t.size(), 2u);
   EXPECT_GE(t[1] - t[0], 0.95);
+}
+
+// ---- A fleet of servers -------------------------------------------------------------
+// Each script path of the scripted server is one "server" of the fleet: what each received
+// is counted on the server's side.
+
+std::unique_ptr<HttpEngine> fleet_engine(const std::vector<std::string>& scripts, int in_flight,
+                                         int eject_after, double eject_s) {
+  HttpOptions o;
+  for (const std::string& s : scripts)
+    o.base_url += (o.base_url.empty() ? "" : ",") + ("http://127.0.0.1:" +
+                  std::to_string(HttpRetryRules::port()) + "/s/" + s + "/v1");
+  o.model = "scripted";
+  o.api_key_env = "LIBER_TEST_NO_SUCH_KEY";
+  o.in_flight = in_flight;
+  o.timeout_s = 10;
+  o.max_retries = 3;
+  o.backoff_base_s = 0.01;
+  o.backoff_max_s = 0.02;
+  o.eject_after = eject_after;
+  o.eject_s = eject_s;
+  return make_http_engine(o, HttpEngineConfig{});
+}
+
+std::vector<GenerationRequest> chats(int n) {
+  return std::vector<GenerationRequest>(static_cast<std::size_t>(n), chat("hi", 4));
+}
+
+using HttpFleet = HttpRetryRules;
+
+TEST_F(HttpFleet, SpreadsRequestsByFewestInFlight) {
+  // Two servers as slow as each other, two slots each: eight requests, four each.
+  auto engine = fleet_engine({"200d100,200d100", "200d100,200d100,200d100"}, 2, 3, 5);
+  EXPECT_EQ(engine->model_id(), "http:scripted@fleet");  // the model, whichever servers
+  const auto results = engine->generate(chats(8));
+  for (const auto& r : results) EXPECT_TRUE(r.error.empty()) << r.error;
+  EXPECT_EQ(arrivals("200d100,200d100").size(), 4u);
+  EXPECT_EQ(arrivals("200d100,200d100,200d100").size(), 4u);
+  const HttpStats s = engine->stats();
+  ASSERT_EQ(s.endpoints.size(), 2u);
+  EXPECT_EQ(s.endpoints[0].attempts, 4);
+  EXPECT_EQ(s.endpoints[1].attempts, 4);
+}
+
+TEST_F(HttpFleet, AFailingServerIsEjectedAndItsRequestsSucceedElsewhere) {
+  // The second server answers 503 forever: after two failures in a row it gets nothing
+  // (beyond what it had in flight then: two slots, so at most one more).
+  auto engine = fleet_engine({"200,200,200,200", "503,503,503"}, 2, 2, 60);
+  const auto results = engine->generate(chats(20));
+  for (const auto& r : results) EXPECT_TRUE(r.error.empty()) << r.error;
+  const std::size_t failed = arrivals("503,503,503").size();
+  EXPECT_GE(failed, 2u);
+  EXPECT_LE(failed, 3u);
+  EXPECT_EQ(arrivals("200,200,200,200").size(), 20u);  // every request, the failed ones resent
+  const HttpStats s = engine->stats();
+  EXPECT_EQ(s.endpoints[1].failures, static_cast<int64_t>(failed));
+  EXPECT_EQ(s.endpoints[1].ejections, 1);
+  EXPECT_TRUE(s.endpoints[1].ejected);
+  EXPECT_EQ(s.retries, static_cast<int64_t>(failed));
+  EXPECT_EQ(s.succeeded, 20);
+}
+
+TEST_F(HttpFleet, AnEjectedServerIsProbedAndComesBack) {
+  // The second server fails twice, then serves: ejected for 0.2 s, probed, back in rotation.
+  auto engine = fleet_engine({"200d40,200d40", "503,503,200d40"}, 1, 2, 0.2);
+  const auto results = engine->generate(chats(30));  // ~0.8 s on the first server alone
+  for (const auto& r : results) EXPECT_TRUE(r.error.empty()) << r.error;
+  const HttpStats s = engine->stats();
+  EXPECT_EQ(s.endpoints[1].ejections, 1);
+  EXPECT_FALSE(s.endpoints[1].ejected);
+  EXPECT_GE(arrivals("503,503,200d40").size(), 5u);  // two failures, the probe, and more
+  EXPECT_EQ(s.succeeded, 30);
+}
+
+TEST_F(HttpFleet, EveryServerDownFailsAfterTheRetries) {
+  auto engine = fleet_engine({"503,503,503,503,503", "502,502,502,502,502"}, 1, 10, 60);
+  const auto results = engine->generate(chats(1));
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_NE(results[0].error.find("gave up after 4 attempts"), std::string::npos) << results[0].error;
+  // The retries alternate: each failure goes to the other server.
+  EXPECT_EQ(arrivals("503,503,503,503,503").size(), 2u);
+  EXPECT_EQ(arrivals("502,502,502,502,502").size(), 2u);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <random>
 #include <thread>
 
@@ -18,6 +19,7 @@
 #include "engine_fixture.h"
 #include "fixtures.h"
 #include "liber/error.h"
+#include "liber/llm/http_engine.h"
 #include "liber/serve.h"
 #include "serve/model_fixture.h"
 #include "llm/llm_server.h"
@@ -283,6 +285,87 @@ TEST(PipelineCrash, KilledWhileLearningEveryPartitionGetsOneRecord) {
   // At most one call per partition plus those in flight at each kill (the engine's default
   // 8 requests in flight).
   EXPECT_LE(made, 8u + static_cast<std::size_t>(kills) * 8u);
+}
+
+}  // namespace
+}  // namespace liber
+
+namespace liber {
+namespace {
+
+// The HTTP engine over a fleet of two real servers (llama_cpp.server), one SIGKILLed while
+// the cascade runs and started again: the run completes, every partition gets exactly one
+// record, none of them a failed call, and the calls that completed are one per partition
+// (what the killed server had in flight was re-sent to the other one).
+TEST(PipelineFleet, AServerKilledMidRunEveryPartitionLearnedOnce) {
+  if (std::string why = test::LlmServer::unavailable_reason(); !why.empty()) {
+    if (std::getenv("CI")) FAIL() << why;
+    GTEST_SKIP() << why;
+  }
+  TempDir dir{"liber-fleet"};
+  const BehaviorLog log = tiny_log(40, 4, {"Drama", "Comedy", "Horror"});
+  PartitionRule rule;
+  rule.count = 5;
+  auto store = open_rocksdb_store(dir / "store");
+  {
+    Ingestor ing(*store, log, rule);
+    std::vector<Event> events;  // 4 users x 10 events: 8 partitions
+    for (uint32_t u = 1; u <= 4; ++u)
+      for (int i = 0; i < 10; ++i)
+        events.push_back(Event{u, static_cast<uint32_t>(1 + (u * 7 + i) % 40), 1000 + i * 60,
+                               static_cast<float>(1 + i % 5), -1});
+    ing.ingest(time_ordered(events));
+  }
+  test::LlmServer a, b;
+  ASSERT_TRUE(a.start(120)) << a.log_path();
+  ASSERT_TRUE(b.start(120)) << b.log_path();
+  HttpOptions h;
+  h.base_url = a.base_url() + "," + b.base_url();
+  h.model = "gemma";
+  h.api_key_env = "LIBER_TEST_NO_SUCH_KEY";
+  h.in_flight = 2;
+  h.timeout_s = 120;
+  h.max_retries = 5;
+  h.backoff_base_s = 0.1;
+  h.backoff_max_s = 0.5;
+  h.eject_after = 1;
+  h.eject_s = 1;
+  auto engine = make_http_engine(h, HttpEngineConfig{});
+  LearnOptions learn;
+  learn.candidates = 1;  // one call per partition: calls count partitions
+  learn.max_retries = 0;
+  learn.max_tokens = 64;
+  std::atomic<int> records{0};
+  learn.on_record = [&](const InterestRecord&) { ++records; };
+  bool restarted = false;
+  std::thread chaos([&] {
+    while (records.load() < 1) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    a.kill_hard();  // its requests in flight see their connection drop
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    restarted = a.start(120);
+  });
+  const CostReport cost = learn_interests(*store, *engine, learn);
+  chaos.join();
+  EXPECT_TRUE(restarted) << a.log_path();
+  const HttpStats s = engine->stats();
+  std::fprintf(stderr, "fleet test: %lld attempts, %lld retries, %lld succeeded; server A %lld attempts "
+                       "(%lld failed, %lld ejections), server B %lld attempts\n",
+               static_cast<long long>(s.attempts), static_cast<long long>(s.retries),
+               static_cast<long long>(s.succeeded), static_cast<long long>(s.endpoints[0].attempts),
+               static_cast<long long>(s.endpoints[0].failures), static_cast<long long>(s.endpoints[0].ejections),
+               static_cast<long long>(s.endpoints[1].attempts));
+  const auto variants = list_variants(*store);
+  ASSERT_EQ(variants.size(), 1u);
+  EXPECT_EQ(engine->model_id(), "http:gemma@fleet");
+  for (uint32_t u = 1; u <= 4; ++u) {
+    const auto recs = read_interests(*store, variants[0].id(), log.users.ids.key(u));
+    EXPECT_EQ(recs.size(), 2u) << u;
+    for (const InterestRecord& r : recs) EXPECT_FALSE(r.call_failed()) << r.error;
+  }
+  EXPECT_EQ(cost.calls, 8u);
+  EXPECT_EQ(s.succeeded, 8);
+  EXPECT_GE(s.endpoints[0].failures, 1);  // the kill was seen
+  EXPECT_GE(s.endpoints[1].attempts, 4);
 }
 
 }  // namespace

@@ -51,10 +51,36 @@ HttpEngineImpl::HttpEngineImpl(const HttpOptions& options, const HttpEngineConfi
     : opt_(options), cfg_(config), rng_(std::random_device{}()) {
   curl_global();
   if (opt_.base_url.empty()) throw Error(ErrorKind::Config, "HTTP engine: base_url is empty");
-  base_ = strip_trailing_slashes(opt_.base_url);
-  if (url_part(base_, CURLUPART_HOST).empty())
-    throw Error(ErrorKind::Config, fmt::format("HTTP engine: base_url '{}' is not a URL",
-                                               opt_.base_url));
+  // Servers are split where a comma starts another URL: a comma may sit inside a path.
+  const auto next_url = [&](std::size_t from) {
+    std::size_t at = from;
+    while ((at = opt_.base_url.find(',', at)) != std::string::npos) {
+      const std::size_t start = opt_.base_url.find_first_not_of(" \t", at + 1);
+      if (start != std::string::npos && (opt_.base_url.compare(start, 7, "http://") == 0 ||
+                                         opt_.base_url.compare(start, 8, "https://") == 0))
+        return at;
+      ++at;
+    }
+    return opt_.base_url.size();
+  };
+  for (std::size_t begin = 0; begin <= opt_.base_url.size();) {
+    const std::size_t end = next_url(begin);
+    std::string url = opt_.base_url.substr(begin, end - begin);
+    url.erase(0, url.find_first_not_of(" \t"));
+    url.erase(url.find_last_not_of(" \t") + 1);
+    begin = end + 1;
+    Endpoint e;
+    e.base = strip_trailing_slashes(url);
+    if (url_part(e.base, CURLUPART_HOST).empty())
+      throw Error(ErrorKind::Config, fmt::format("HTTP engine: base_url '{}' is not a URL", url));
+    for (const Endpoint& other : endpoints_)
+      if (other.base == e.base)
+        throw Error(ErrorKind::Config, fmt::format("HTTP engine: base_url lists {} twice", url));
+    e.stats.base_url = e.base;
+    endpoints_.push_back(std::move(e));
+  }
+  base_ = endpoints_.front().base;
+  if (opt_.eject_after < 1) opt_.eject_after = 1;
   if (opt_.in_flight < 1) opt_.in_flight = 1;
   if (opt_.max_retries < 0) opt_.max_retries = 0;
   if (cfg_.embed_batch < 1) cfg_.embed_batch = 1;
@@ -76,9 +102,21 @@ HttpEngineImpl::~HttpEngineImpl() {
 }
 
 std::string HttpEngineImpl::model_id() const {
+  // A fleet serves one model whichever servers it has today: its id names the model alone,
+  // so servers can join or leave without the variant (and what it learned) changing.
+  if (endpoints_.size() > 1) return fmt::format("http:{}@fleet", opt_.model);
   std::string host = url_part(base_, CURLUPART_HOST);
   if (std::string port = url_part(base_, CURLUPART_PORT); !port.empty()) host += ":" + port;
   return fmt::format("http:{}@{}", opt_.model, host);
+}
+
+HttpStats HttpEngineImpl::stats() const {
+  HttpStats s = stats_;
+  for (const Endpoint& e : endpoints_) {
+    s.endpoints.push_back(e.stats);
+    s.endpoints.back().ejected = e.ejected;
+  }
+  return s;
 }
 
 void HttpEngineImpl::run(RequestSource& source) {
@@ -89,7 +127,7 @@ void HttpEngineImpl::run(RequestSource& source) {
       job->kind = Job::Kind::Chat;
       job->tag = item->first;
       job->request = std::move(item->second);
-      job->url = base_ + "/chat/completions";
+      job->path = "/chat/completions";
       job->format = job->request.json_schema.empty() ? HttpJsonFormat::None : format_;
       if (std::string err = build_chat_body(*job); !err.empty()) {
         GenerationResult r;
@@ -125,7 +163,7 @@ std::vector<EmbeddingResult> HttpEngineImpl::embed(const std::vector<std::string
     job->embed_begin = next;
     job->embed_count = std::min<std::size_t>(cfg_.embed_batch, texts.size() - next);
     next += job->embed_count;
-    job->url = base_ + "/embeddings";
+    job->path = "/embeddings";
     build_embed_body(*job, texts);
     return job;
   };

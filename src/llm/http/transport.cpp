@@ -1,11 +1,12 @@
 // The transport: one libcurl multi handle driven from the calling thread, with retries and
-// backoff, plus one-off blocking requests. Separate from the wire format: it moves bodies
+// backoff over one or more servers (least in flight first, ejection and probes), plus
+// one-off blocking requests. Separate from the wire format: it moves bodies
 // and reads status codes, and only settle() asks openai.cpp to rebuild a refused body.
 //
 // Scheduling: a transfer "slot" is held by a request from the moment it is pulled from the
 // RequestSource until it completes, including while it waits out a retry backoff, so at
-// most HttpOptions::in_flight requests are outstanding and an outage does not drain the
-// source. Whenever a slot frees (and after every completion) the source is asked again.
+// most HttpOptions::in_flight requests per server are outstanding and an outage does not
+// drain the source. The source is asked again whenever a server can take a request.
 //
 // Retries: connection errors (refused, reset, nothing received, partial reply), timeouts,
 // HTTP 429 and HTTP 5xx are retried up to max_retries times. Before retry k (k = 0, 1, ...)
@@ -63,7 +64,57 @@ bool retryable(CURLcode rc) {
 
 }  // namespace
 
-void HttpEngineImpl::launch(Job& job) {
+int HttpEngineImpl::pick_endpoint(const Job& job) const {
+  const auto now = Clock::now();
+  // The server that just failed this job waits out its backoff while another is in rotation.
+  bool another_up = false;
+  for (int i = 0; i < static_cast<int>(endpoints_.size()); ++i)
+    another_up = another_up || (i != job.failed_endpoint && !endpoints_[static_cast<std::size_t>(i)].ejected);
+  int best = -1;
+  for (int i = 0; i < static_cast<int>(endpoints_.size()); ++i) {
+    const Endpoint& e = endpoints_[static_cast<std::size_t>(i)];
+    if (i == job.failed_endpoint && another_up) continue;
+    // In rotation with a free slot, or ejected, idle and due for its probe.
+    const bool usable = e.ejected ? (e.active == 0 && now >= e.probe_at) : e.active < opt_.in_flight;
+    if (usable && (best < 0 || e.active < endpoints_[static_cast<std::size_t>(best)].active)) best = i;
+  }
+  return best;
+}
+
+void HttpEngineImpl::endpoint_done(Job& job, bool failed) {
+  Endpoint& e = endpoints_[static_cast<std::size_t>(job.endpoint)];
+  --e.active;
+  if (!failed) {
+    e.failures_in_a_row = 0;
+    e.ejected = false;
+    e.eject_wait_s = 0;
+    return;
+  }
+  ++e.stats.failures;
+  job.failed_endpoint = job.endpoint;
+  // One server has nowhere else to send its requests: the retry backoff alone paces them.
+  if (endpoints_.size() == 1) return;
+  if (e.ejected) {
+    if (!job.probe) return;  // sent before the ejection
+    e.eject_wait_s = std::min(e.eject_wait_s * 2, 8 * opt_.eject_s);  // a failed probe
+  } else if (++e.failures_in_a_row >= opt_.eject_after) {
+    e.ejected = true;
+    e.eject_wait_s = opt_.eject_s;
+    ++e.stats.ejections;
+  } else {
+    return;
+  }
+  e.probe_at = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                  std::chrono::duration<double>(e.eject_wait_s));
+}
+
+void HttpEngineImpl::launch(Job& job, int endpoint) {
+  Endpoint& server = endpoints_[static_cast<std::size_t>(endpoint)];
+  job.endpoint = endpoint;
+  job.probe = server.ejected;
+  job.url = server.base + job.path;
+  ++server.active;
+  ++server.stats.attempts;
   if (!job.easy) {
     job.easy = curl_easy_init();
     if (!job.easy) throw Error(ErrorKind::Internal, "HTTP engine: curl_easy_init failed");
@@ -120,6 +171,10 @@ void HttpEngineImpl::settle(std::unique_ptr<Job> job, CURLcode rc,
     double delay = backoff_s(job->failures);
     if (retry_after >= 0)
       delay = std::min(static_cast<double>(retry_after), std::max(opt_.backoff_max_s, 60.0));
+    // Another server in rotation takes it at once (pick_endpoint keeps it off the one that
+    // failed): the backoff spares that one.
+    for (std::size_t i = 0; i < endpoints_.size(); ++i)
+      if (static_cast<int>(i) != job->failed_endpoint && !endpoints_[i].ejected && retry_after < 0) delay = 0;
     ++job->failures;
     ++stats_.retries;
     job->due = Clock::now() + std::chrono::duration_cast<Clock::duration>(
@@ -127,6 +182,17 @@ void HttpEngineImpl::settle(std::unique_ptr<Job> job, CURLcode rc,
     waiting.push_back(std::move(job));
   };
 
+  long status = 0;
+  if (rc == CURLE_OK) curl_easy_getinfo(job->easy, CURLINFO_RESPONSE_CODE, &status);
+  // The server does not take this response_format dialect (llama_cpp.server says so with a
+  // 500): it is up, and the job is resent in another dialect.
+  const bool format_refused = rc == CURLE_OK && job->kind == Job::Kind::Chat &&
+                              job->format != HttpJsonFormat::None &&
+                              (status == 400 || status == 422 || status == 500) &&
+                              job->response.find("response_format") != std::string::npos;
+  // The server's health: a connection error, a timeout or a 5xx counts against it; any
+  // answer of its own (2xx, 4xx, 429) shows it is up.
+  endpoint_done(*job, rc != CURLE_OK ? retryable(rc) : status >= 500 && !format_refused);
   if (rc != CURLE_OK) {
     std::string what = curl_easy_strerror(rc);
     if (job->errbuf[0]) what += fmt::format(" ({})", job->errbuf);
@@ -134,8 +200,6 @@ void HttpEngineImpl::settle(std::unique_ptr<Job> job, CURLcode rc,
     else fail(what);
     return;
   }
-  long status = 0;
-  curl_easy_getinfo(job->easy, CURLINFO_RESPONSE_CODE, &status);
   if (status >= 200 && status < 300) {
     Outcome o;
     o.ok = true;
@@ -144,9 +208,7 @@ void HttpEngineImpl::settle(std::unique_ptr<Job> job, CURLcode rc,
     return;
   }
   const std::string msg = server_message(job->response);
-  if (job->kind == Job::Kind::Chat && job->format != HttpJsonFormat::None &&
-      (status == 400 || status == 422 || status == 500) &&
-      job->response.find("response_format") != std::string::npos) {
+  if (format_refused) {
     // The server does not take this response_format dialect: switch, resend now.
     job->format = next_format(job->format);
     ++stats_.format_fallbacks;
@@ -168,7 +230,7 @@ void HttpEngineImpl::settle(std::unique_ptr<Job> job, CURLcode rc,
 }
 
 void HttpEngineImpl::drive(Feed& feed) {
-  const std::size_t slots = static_cast<std::size_t>(opt_.in_flight);
+  const std::size_t slots = static_cast<std::size_t>(opt_.in_flight) * endpoints_.size();
   std::unordered_map<CURL*, std::unique_ptr<Job>> active;
   std::vector<std::unique_ptr<Job>> waiting;
   // Leave the multi handle clean if a callback throws.
@@ -180,29 +242,49 @@ void HttpEngineImpl::drive(Feed& feed) {
     }
   } cleanup{multi_, active};
 
+  // A job waits while no server can take it (all busy or ejected): it keeps its slot.
   const auto start = [&](std::unique_ptr<Job> job) {
-    launch(*job);
+    const int endpoint = pick_endpoint(*job);
+    if (endpoint < 0) {
+      job->due = Clock::now() + std::chrono::milliseconds(20);
+      waiting.push_back(std::move(job));
+      return;
+    }
+    launch(*job, endpoint);
     CURL* e = job->easy;
     active.emplace(e, std::move(job));
   };
+  const Job any;
+  const auto can_take = [&] { return pick_endpoint(any) >= 0; };
+
+  // Slots held: transfers running and jobs backing off. A job that is due but waits for a
+  // server it may use (not the one that just failed it) holds none: another server can
+  // take new work meanwhile.
+  const auto held = [&] {
+    const auto now = Clock::now();
+    std::size_t n = active.size();
+    for (const auto& job : waiting) n += job->due > now ? 1 : 0;
+    return n;
+  };
 
   while (true) {
-    while (active.size() + waiting.size() < slots && !feed.exhausted()) {
+    while (held() < slots && !feed.exhausted() && can_take()) {
       std::unique_ptr<Job> job = feed.next();
       if (!job) break;
       job->submitted = Clock::now();
       start(std::move(job));
     }
     auto now = Clock::now();
+    std::vector<std::unique_ptr<Job>> due;
     for (std::size_t i = 0; i < waiting.size();) {
       if (waiting[i]->due <= now) {
-        std::unique_ptr<Job> job = std::move(waiting[i]);
+        due.push_back(std::move(waiting[i]));
         waiting.erase(waiting.begin() + static_cast<std::ptrdiff_t>(i));
-        start(std::move(job));
       } else {
         ++i;
       }
     }
+    for (auto& job : due) start(std::move(job));
     if (active.empty() && waiting.empty()) {
       if (feed.exhausted()) break;
       // Nothing outstanding and nothing ready: the source waits on something else.

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "liber/llm.h"
 
@@ -43,7 +44,17 @@ struct HttpEngineConfig {
   bool tokenize_endpoint = false;
 };
 
+// One server of the engine (HttpOptions::base_url lists them).
+struct HttpEndpointStats {
+  std::string base_url;
+  int64_t attempts = 0;    // transfers sent to it
+  int64_t failures = 0;    // of those, connection errors, timeouts and 5xx
+  int64_t ejections = 0;   // times it was taken out of rotation
+  bool ejected = false;    // out of rotation now
+};
+
 struct HttpStats {
+  std::vector<HttpEndpointStats> endpoints;  // in base_url order
   int64_t attempts = 0;          // HTTP transfers started (chat + embeddings)
   int64_t retries = 0;           // transfers restarted after a retryable failure
   int64_t format_fallbacks = 0;  // transfers resent with a different response_format

@@ -1,6 +1,7 @@
 // The OpenAI-compatible HTTP engine's class and the types its parts share: POST
 // {base_url}/chat/completions and {base_url}/embeddings, many transfers in flight on one
-// libcurl multi handle driven from the calling thread. Internal to src/llm/http/.
+// libcurl multi handle driven from the calling thread, spread over one or more servers.
+// Internal to src/llm/http/.
 #pragma once
 
 #include <curl/curl.h>
@@ -34,7 +35,11 @@ struct Job {
   std::size_t embed_begin = 0;       // Embed: texts [embed_begin, embed_begin+embed_count)
   std::size_t embed_count = 0;
   HttpJsonFormat format = HttpJsonFormat::None;  // sent with this attempt
-  std::string url;
+  std::string path;                  // "/chat/completions", "/embeddings"
+  std::string url;                   // the server's base_url + path, this attempt
+  int endpoint = -1;                 // the server of this attempt
+  int failed_endpoint = -1;          // the server of the last failed attempt
+  bool probe = false;                // this attempt probes an ejected server
   std::string body;
   int failures = 0;                  // retryable failures so far
   Clock::time_point submitted;
@@ -53,6 +58,17 @@ struct Outcome {
   bool ok = false;
   std::string body;
   std::string error;
+};
+
+// One server of a fleet and its health (transport.cpp keeps it).
+struct Endpoint {
+  std::string base;                  // without trailing slashes
+  int active = 0;                    // transfers in flight
+  int failures_in_a_row = 0;
+  bool ejected = false;
+  Clock::time_point probe_at;        // when ejected: the next request may probe it
+  double eject_wait_s = 0;           // doubles per failed probe
+  HttpEndpointStats stats;
 };
 
 class HttpEngineImpl final : public HttpEngine {
@@ -84,7 +100,7 @@ class HttpEngineImpl final : public HttpEngine {
   // usage.prompt_tokens for a batch of one and 0 when the server does not say.
   std::vector<EmbeddingResult> embed(const std::vector<std::string>& texts) override;
 
-  HttpStats stats() const override { return stats_; }
+  HttpStats stats() const override;
   HttpJsonFormat json_format() const override { return format_; }
 
  private:
@@ -106,8 +122,14 @@ class HttpEngineImpl final : public HttpEngine {
                                       std::vector<EmbeddingResult>& out);
 
   // ---- transport (transport.cpp) ----
-  // (Re)starts job's transfer on the multi handle.
-  void launch(Job& job);
+  // The server for job's next attempt: the fewest in flight among those in rotation with a
+  // free slot, another than the one that just failed when there is one; an ejected server
+  // whose wait is over takes one probe. -1 when none can take it now.
+  int pick_endpoint(const Job& job) const;
+  // A finished attempt's effect on its server's health.
+  void endpoint_done(Job& job, bool failed);
+  // (Re)starts job's transfer on the multi handle, on server `endpoint`.
+  void launch(Job& job, int endpoint);
   long timeout_ms() const;
   long connect_timeout_ms() const;
   // Full-jitter delay before retry number `failures` (0-based).
@@ -124,7 +146,8 @@ class HttpEngineImpl final : public HttpEngine {
 
   HttpOptions opt_;
   HttpEngineConfig cfg_;
-  std::string base_;
+  std::vector<Endpoint> endpoints_;
+  std::string base_;  // the first server's: one-off requests (context length, tokenize)
   curl_slist* headers_ = nullptr;
   CURLM* multi_ = nullptr;
   std::mt19937_64 rng_;
