@@ -32,6 +32,8 @@ packages=(
   chromium                          # tests only: the status page of liber serve in a real browser
   libboost-dev                      # liber serve: Boost.Beast (header-only; see docs/internals.md for why)
   libcpp-httplib-dev                # tests and bench only: the HTTP client
+  librdkafka-dev                    # liber serve --kafka: the Kafka client (rdkafkacpp.h)
+  openjdk-17-jre-headless maven     # tests only: the real Kafka broker (scripts/kafka.sh) and its jars
   gnuplot-nox                       # liber experiment: the AUC chart (PNG)
   python3-venv                      # liber's venv (llama-cpp-python, the default model)
 )
@@ -118,6 +120,9 @@ if [ "$want_bench" = 1 ]; then
     "$venv/bin/pip" install -q polars "pyarrow<26" pydantic "ray[data]>=2.52" "numpy<2" "pandas<2"
   fi
 fi
+
+# The Kafka broker's jars (tests only), from Maven Central into $LIBER_HOME/kafka, once.
+scripts/kafka.sh fetch >/dev/null
 
 if [ "$want_build" = 1 ]; then
   jobs="${LIBER_BUILD_JOBS:-$(nproc)}"

@@ -46,6 +46,7 @@ void add_serve_command(CLI::App& app) {
     std::size_t max_body_mb = 8, max_events = 10000, max_connections = 64, max_header_kb = 16;
     double read_timeout_s = 5, shutdown_timeout_s = 15;
     std::string model;
+    std::string kafka, events_topic, group = "liber", worker_id;
     std::size_t max_items = 1000;
     int score_threads = 1;
   };
@@ -69,6 +70,14 @@ void add_serve_command(CLI::App& app) {
                   "answers with it");
   cmd->add_option("--max-items", f->max_items, "most candidate items in one score request")
       ->capture_default_str();
+  cmd->add_option("--kafka", f->kafka,
+                  "Kafka bootstrap servers: events also come from --events-topic (value: one "
+                  "event as JSON, key: the user id), stored with their offsets");
+  cmd->add_option("--events-topic", f->events_topic, "the Kafka topic of events (with --kafka)");
+  cmd->add_option("--group", f->group, "the Kafka consumer group (with --kafka)")->capture_default_str();
+  cmd->add_option("--worker-id", f->worker_id,
+                  "a stable name for this worker (with --kafka): restarted, it gets its Kafka "
+                  "partitions back at once (static membership)");
   cmd->add_option("--score-threads", f->score_threads,
                   "compute threads of one score request (requests run in parallel on the request "
                   "threads)")->capture_default_str();
@@ -113,6 +122,13 @@ void add_serve_command(CLI::App& app) {
     opt.limits.max_header_bytes = f->max_header_kb << 10;
     opt.limits.read_timeout = std::chrono::milliseconds(static_cast<int64_t>(f->read_timeout_s * 1000));
     opt.limits.max_items = f->max_items;
+    if (!f->kafka.empty()) {
+      if (f->events_topic.empty()) throw Error(ErrorKind::Config, "--kafka needs --events-topic TOPIC");
+      opt.kafka.brokers = f->kafka;
+      opt.kafka.topic = f->events_topic;
+      opt.kafka.group = f->group;
+      opt.kafka.worker_id = f->worker_id;
+    }
     opt.model = f->model;
     if (!opt.model.empty()) set_compute_threads(f->score_threads);
 
@@ -142,6 +158,9 @@ void add_serve_command(CLI::App& app) {
                                    encoder->model_id()).c_str()
                      : "no pipeline");
     if (!opt.model.empty()) std::fprintf(stderr, "liber: scoring with the model in %s\n", opt.model.c_str());
+    if (!opt.kafka.brokers.empty())
+      std::fprintf(stderr, "liber: consuming %s from %s as group %s\n", opt.kafka.topic.c_str(),
+                   opt.kafka.brokers.c_str(), opt.kafka.group.c_str());
     std::promise<void> done;
     std::thread watcher([&service, &done, timeout = f->shutdown_timeout_s] {
       char sig = 0;

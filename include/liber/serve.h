@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "liber/data.h"
+#include "liber/kafka.h"
 #include "liber/llm.h"
 #include "liber/store.h"
 #include "liber/ubsp.h"
@@ -113,6 +114,9 @@ struct ServeOptions {
   // A model directory (liber train --store ... --save-model DIR): POST /v1/score answers
   // with it. Empty: no scoring.
   std::filesystem::path model;
+  // Events also come from this Kafka topic (liber/kafka.h), through the same ingest path.
+  // Empty brokers: none.
+  KafkaOptions kafka;
 };
 
 class Service {

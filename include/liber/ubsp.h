@@ -254,7 +254,10 @@ class Ingestor {
   // IngestOptions::sync): when it returns, every outcome is durable; when it throws,
   // nothing of the delivery is stored. No progress offset: the dedup keys make a
   // redelivery harmless. `outcomes` gets one status per event.
-  IngestStats deliver(std::span<const Event> events, std::vector<AddStatus>* outcomes = nullptr);
+  // `with`, when given, adds its own writes to the delivery's batch (a Kafka consumer's
+  // offsets: state and offsets are then stored together or not at all).
+  IngestStats deliver(std::span<const Event> events, std::vector<AddStatus>* outcomes = nullptr,
+                      const std::function<void(WriteBatch&)>& with = {});
 
  private:
   struct Impl;

@@ -6,11 +6,13 @@
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
+#include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "liber/error.h"
+#include "liber/kafka.h"
 #include "liber/log.h"
 #include "liber/score.h"
 #include "liber/serve.h"
@@ -75,6 +77,9 @@ struct Service::Impl {
   std::mutex ingest_mutex;  // one delivery at a time: the Ingestor is single-writer
   serve::Metrics metrics;
   std::unique_ptr<Scorer> scorer;             // with a model
+  std::unique_ptr<KafkaIngest> kafka;         // with a Kafka events topic
+  std::thread kafka_thread;
+  std::atomic<bool> kafka_stop{false};
   std::unique_ptr<serve::Pipeline> pipeline;  // with an LLM and an encoder
   std::unique_ptr<serve::HttpServer> server;
   int port = -1;
@@ -122,6 +127,15 @@ struct Service::Impl {
       };
     }
     if (llm && encoder) pipeline = std::make_unique<serve::Pipeline>(store, *llm, *encoder, opt.pipeline);
+    if (!opt.kafka.brokers.empty()) {
+      metrics.describe("liber_kafka_events_total", "counter", "events read from Kafka, by outcome");
+      metrics.describe("liber_kafka_lag", "gauge", "messages of a Kafka partition not yet stored");
+      kafka = std::make_unique<KafkaIngest>(
+          store, log, opt.kafka,
+          [this](std::span<const Event> e, std::vector<AddStatus>* o, const std::function<void(WriteBatch&)>& w) {
+            return deliver_from_kafka(e, o, w);
+          });
+    }
   }
 
   // The pipeline's figures as gauges and counters, read when /metrics is asked for.
@@ -206,6 +220,7 @@ struct Service::Impl {
                       : reply(200, json{{"ready", true}});
     if (get && path == "/metrics") {
       pipeline_metrics();
+      kafka_metrics();
       HttpResponse res;
       res.content_type = "text/plain; version=0.0.4";
       res.body = metrics.text();
@@ -235,6 +250,52 @@ struct Service::Impl {
     const std::string route = route_of(path);
     return route != "other" ? reply(405, error_body(fmt::format("{} is not allowed on {}", req.method, route)))
                  : reply(404, error_body("no such route"));
+  }
+
+  // After a delivery (HTTP or Kafka) is stored: the pipeline and the scorer hear of the
+  // users whose partitions closed, and the closes are counted.
+  void delivered(std::span<const Event> events, const IngestStats& st, Clock::time_point arrived) {
+    if (st.partitions() > 0 && (pipeline || scorer)) {
+      std::vector<std::string> users;  // those of the delivery: a superset of who closed one
+      for (const Event& e : events) users.push_back(log.users.ids.key(e.user));
+      std::sort(users.begin(), users.end());
+      users.erase(std::unique(users.begin(), users.end()), users.end());
+      if (pipeline) pipeline->notify(users, st.partitions(), arrived);
+      if (scorer) scorer->invalidate(users);  // content vectors exist as soon as a partition closes
+    }
+    for (int r = 0; r < kCloseReasonCount; ++r)
+      if (st.closed[r])
+        metrics.add("liber_partitions_closed_total",
+                    fmt::format("reason=\"{}\"", to_string(static_cast<CloseReason>(r))), st.closed[r]);
+  }
+
+  // The Kafka source's deliveries: the same Ingestor, lock and bookkeeping as POST /v1/events.
+  IngestStats deliver_from_kafka(std::span<const Event> events, std::vector<AddStatus>* outcomes,
+                                 const std::function<void(WriteBatch&)>& with) {
+    const auto arrived = Clock::now();
+    IngestStats st;
+    {
+      std::lock_guard<std::mutex> lock(ingest_mutex);
+      st = ingestor->deliver(events, outcomes, with);
+    }
+    uint64_t counts[4] = {0, 0, 0, 0};
+    for (AddStatus a : *outcomes)
+      ++counts[a == AddStatus::Accepted ? 0 : a == AddStatus::Duplicate ? 1 : a == AddStatus::Bad ? 3 : 2];
+    const char* names[4] = {"accepted", "duplicate", "late", "bad"};
+    for (int i = 0; i < 4; ++i)
+      metrics.add("liber_kafka_events_total", fmt::format("outcome=\"{}\"", names[i]), counts[i]);
+    delivered(events, st, arrived);
+    return st;
+  }
+
+  void kafka_metrics() {
+    if (!kafka) return;
+    const KafkaStats k = kafka->stats();
+    for (const auto& [partition, lag] : k.lag)
+      metrics.set("liber_kafka_lag", fmt::format("topic=\"{}\",partition=\"{}\"", opt.kafka.topic, partition),
+                  static_cast<double>(lag));
+    metrics.set("liber_kafka_messages_bad_total", "", static_cast<double>(k.bad));
+    metrics.set("liber_kafka_rebalances_total", "", static_cast<double>(k.rebalances));
   }
 
   HttpResponse post_score(const HttpRequest& req) {
@@ -360,18 +421,7 @@ struct Service::Impl {
       metrics.add("liber_events_total", fmt::format("outcome=\"{}\"", names[i]), counts[i]);
     }
     body["partitions_closed"] = st.partitions();
-    if (st.partitions() > 0 && (pipeline || scorer)) {
-      std::vector<std::string> users;  // those of the request: a superset of who closed one
-      for (const Event& e : d.events) users.push_back(log.users.ids.key(e.user));
-      std::sort(users.begin(), users.end());
-      users.erase(std::unique(users.begin(), users.end()), users.end());
-      if (pipeline) pipeline->notify(users, st.partitions(), arrived);
-      if (scorer) scorer->invalidate(users);  // content vectors exist as soon as a partition closes
-    }
-    for (int r = 0; r < kCloseReasonCount; ++r)
-      if (st.closed[r])
-        metrics.add("liber_partitions_closed_total",
-                    fmt::format("reason=\"{}\"", to_string(static_cast<CloseReason>(r))), st.closed[r]);
+    delivered(d.events, st, arrived);
     if (!errors.empty()) body["errors"] = errors;
     if (!late.empty()) body["late_events"] = late;
     if (counts[3] > kListed || counts[2] > kListed) body["lists_truncated_at"] = kListed;
@@ -388,12 +438,24 @@ int Service::bind() { return impl_->port = impl_->server->bind(); }
 
 void Service::run() {
   bind();
+  if (impl_->kafka && !impl_->kafka_thread.joinable())
+    impl_->kafka_thread = std::thread([this] {
+      try {
+        impl_->kafka->run(impl_->kafka_stop);
+      } catch (const std::exception& e) {  // the store refused a batch: stop serving
+        log_warning(fmt::format("serve: Kafka source stopped, the service stops: {}", e.what()));
+        impl_->server->stop();
+      }
+    });
   impl_->server->run();
 }
 
 void Service::stop() {
   impl_->stopping = true;
   impl_->server->stop();
+  impl_->kafka_stop = true;  // the batch in hand is stored with its offsets
+  if (impl_->kafka_thread.joinable() && impl_->kafka_thread.get_id() != std::this_thread::get_id())
+    impl_->kafka_thread.join();
   if (impl_->pipeline) impl_->pipeline->stop();  // its calls in flight finish and are recorded
 }
 

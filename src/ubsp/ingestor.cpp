@@ -290,7 +290,8 @@ struct Ingestor::Impl {
     return stats;
   }
 
-  IngestStats deliver(std::span<const Event> events, std::vector<AddStatus>* outcomes) {
+  IngestStats deliver(std::span<const Event> events, std::vector<AddStatus>* outcomes,
+                      const std::function<void(WriteBatch&)>& with) {
     const auto t0 = std::chrono::steady_clock::now();
     IngestStats stats;
     begin_run();
@@ -301,6 +302,7 @@ struct Ingestor::Impl {
       if (outcomes) outcomes->push_back(s);
     }
     try {
+      if (with) with(*batch);
       commit(*batch);
     } catch (...) {
       // Nothing of the delivery is stored: forget the in-memory states it changed, so
@@ -351,8 +353,9 @@ Ingestor::Ingestor(Store& store, const BehaviorLog& log, PartitionRule rule, Ing
 Ingestor::~Ingestor() = default;
 IngestStats Ingestor::ingest(std::span<const Event> stream) { return impl_->ingest(stream); }
 IngestStats Ingestor::flush_all() { return impl_->flush_all(); }
-IngestStats Ingestor::deliver(std::span<const Event> events, std::vector<AddStatus>* outcomes) {
-  return impl_->deliver(events, outcomes);
+IngestStats Ingestor::deliver(std::span<const Event> events, std::vector<AddStatus>* outcomes,
+                              const std::function<void(WriteBatch&)>& with) {
+  return impl_->deliver(events, outcomes, with);
 }
 
 IngestStats ingest_log(const std::filesystem::path& path, const BehaviorLog& log,
