@@ -18,6 +18,7 @@
 
 #include "core/test_ubsp_util.h"
 #include "fixtures.h"
+#include "helpers/store_check.h"
 #include "liber/kafka.h"
 #include "liber/ubsp.h"
 #include "serve/serve_child.h"
@@ -149,22 +150,7 @@ TEST(KafkaBroker, WorkerKilledAndBrokerRestartedEveryEventStoredOnce) {
   ASSERT_EQ(stored(), 3000) << testing::read_file(last.stderr_path);
 
   auto store = open_rocksdb_store(dir / "store", {.read_only = true});
-  const MemoryRun ref = partition_in_memory(log, events, rule);
-  std::size_t held = 0;
-  for (uint32_t u = 1; u < log.users.size(); ++u) {
-    const std::string user = log.users.ids.key(u);
-    std::vector<const Partition*> want;
-    for (const Partition& p : ref.partitions)
-      if (p.user == u) want.push_back(&p);
-    const auto parts = read_partitions(*store, user);
-    ASSERT_EQ(parts.size(), want.size()) << user;
-    for (std::size_t k = 0; k < parts.size(); ++k) {
-      ASSERT_EQ(parts[k].events.size(), want[k]->events.size());
-      for (std::size_t e = 0; e < parts[k].events.size(); ++e) EXPECT_EQ(parts[k].events[e].ts, want[k]->events[e].ts);
-      held += parts[k].events.size();
-    }
-    if (const auto cache = read_cache(*store, user)) held += cache->events.size();
-  }
+  const std::size_t held = testing::expect_store_matches_partitioner(*store, log, events, rule);
   EXPECT_EQ(held, events.size());  // each event once
   std::fprintf(stderr, "kafka broker test: %d worker SIGKILLs (stored/produced at each:%s), 1 broker "
                        "kill and restart, %zu events, each stored once\n", kills, progress.c_str(), events.size());

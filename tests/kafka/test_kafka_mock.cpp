@@ -16,6 +16,7 @@
 
 #include "core/test_ubsp_util.h"
 #include "fixtures.h"
+#include "helpers/store_check.h"
 #include "liber/kafka.h"
 #include "liber/ubsp.h"
 
@@ -138,15 +139,7 @@ TEST_F(KafkaTest, EveryEventOnceAndARestartReadsFromTheStoredOffsets) {
   EXPECT_EQ(second.duplicates, 0u);
   EXPECT_EQ(first.accepted + second.accepted, total);
   // The state: what the in-memory partitioner closes over the same events.
-  const MemoryRun ref = partition_in_memory(log, events, rule);
-  std::size_t partitions = 0, held = 0;
-  for (uint32_t u = 1; u < log.users.size(); ++u) {
-    const auto parts = read_partitions(*store, log.users.ids.key(u));
-    partitions += parts.size();
-    for (const auto& p : parts) held += p.events.size();
-    if (const auto cache = read_cache(*store, log.users.ids.key(u))) held += cache->events.size();
-  }
-  EXPECT_EQ(partitions, ref.partitions.size());
+  const std::size_t held = testing::expect_store_matches_partitioner(*store, log, events, rule);
   EXPECT_EQ(held, total);
 }
 

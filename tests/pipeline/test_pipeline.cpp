@@ -34,6 +34,19 @@ using testing::tiny_log;
 
 constexpr const char* kToken = "pipeline-token";
 
+// Users 1-4 of `log`, 10 events each, ingested with `rule` (K = 5): 8 closed partitions.
+void ingest_eight_partitions(const std::filesystem::path& dir, const BehaviorLog& log,
+                             const PartitionRule& rule) {
+  auto store = open_rocksdb_store(dir);
+  Ingestor ing(*store, log, rule);
+  std::vector<Event> events;
+  for (uint32_t u = 1; u <= 4; ++u)
+    for (int i = 0; i < 10; ++i)
+      events.push_back(Event{u, static_cast<uint32_t>(1 + (u * 7 + i) % 40), 1000 + i * 60,
+                             static_cast<float>(1 + i % 5), -1});
+  ing.ingest(time_ordered(events));
+}
+
 class PipelineTest : public ::testing::Test {
  protected:
   TempDir dir{"liber-pipeline"};
@@ -217,16 +230,7 @@ TEST(PipelineCrash, KilledWhileLearningEveryPartitionGetsOneRecord) {
   const BehaviorLog log = tiny_log(40, 4, {"Drama", "Comedy", "Horror"});
   PartitionRule rule;
   rule.count = 5;
-  {
-    auto store = open_rocksdb_store(dir / "store");
-    Ingestor ing(*store, log, rule);
-    std::vector<Event> events;  // 4 users x 10 events: 8 partitions
-    for (uint32_t u = 1; u <= 4; ++u)
-      for (int i = 0; i < 10; ++i)
-        events.push_back(Event{u, static_cast<uint32_t>(1 + (u * 7 + i) % 40), 1000 + i * 60,
-                               static_cast<float>(1 + i % 5), -1});
-    ing.ingest(time_ordered(events));
-  }
+  ingest_eight_partitions(dir / "store", log, rule);
   testing::write_file(dir / "token", std::string(kToken) + "\n");
   test::LlmServer server;
   ASSERT_TRUE(server.start(120)) << server.log_path();
@@ -306,16 +310,8 @@ TEST(PipelineFleet, AServerKilledMidRunEveryPartitionLearnedOnce) {
   const BehaviorLog log = tiny_log(40, 4, {"Drama", "Comedy", "Horror"});
   PartitionRule rule;
   rule.count = 5;
+  ingest_eight_partitions(dir / "store", log, rule);
   auto store = open_rocksdb_store(dir / "store");
-  {
-    Ingestor ing(*store, log, rule);
-    std::vector<Event> events;  // 4 users x 10 events: 8 partitions
-    for (uint32_t u = 1; u <= 4; ++u)
-      for (int i = 0; i < 10; ++i)
-        events.push_back(Event{u, static_cast<uint32_t>(1 + (u * 7 + i) % 40), 1000 + i * 60,
-                               static_cast<float>(1 + i % 5), -1});
-    ing.ingest(time_ordered(events));
-  }
   test::LlmServer a, b;
   ASSERT_TRUE(a.start(120)) << a.log_path();
   ASSERT_TRUE(b.start(120)) << b.log_path();

@@ -18,6 +18,7 @@
 
 #include "core/test_ubsp_util.h"
 #include "fixtures.h"
+#include "helpers/store_check.h"
 #include "liber/serve.h"
 #include "serve/model_fixture.h"
 #include "serve/serve_child.h"
@@ -98,26 +99,7 @@ TEST(ServeCrash, EveryEventStoredExactlyOnceAcrossSigkills) {
   EXPECT_EQ(accepted + duplicates, events.size());
 
   auto store = open_rocksdb_store(dir / "store", {.read_only = true});
-  const MemoryRun ref = partition_in_memory(log, events, rule);
-  uint64_t held = 0;
-  for (uint32_t u = 1; u < log.users.size(); ++u) {
-    const std::string user = log.users.ids.key(u);
-    std::vector<const Partition*> want;
-    for (const Partition& p : ref.partitions)
-      if (p.user == u) want.push_back(&p);
-    const auto stored = read_partitions(*store, user);
-    ASSERT_EQ(stored.size(), want.size()) << user;
-    for (std::size_t k = 0; k < stored.size(); ++k) {
-      ASSERT_EQ(stored[k].events.size(), want[k]->events.size());
-      for (std::size_t e = 0; e < stored[k].events.size(); ++e)
-        EXPECT_EQ(stored[k].events[e].ts, want[k]->events[e].ts);
-      held += stored[k].events.size();
-    }
-    const auto cache = read_cache(*store, user);
-    ASSERT_TRUE(cache);
-    EXPECT_EQ(cache->events.size(), ref.users[u].cache.size());
-    held += cache->events.size();
-  }
+  const std::size_t held = testing::expect_store_matches_partitioner(*store, log, events, rule);
   EXPECT_EQ(held, events.size());  // each event once: in one partition or in the cache
   std::fprintf(stderr, "serve crash test: %d runs, %d SIGKILLs, %llu events accepted, %llu resent as "
                        "duplicates\n", run, kills, static_cast<unsigned long long>(accepted),
