@@ -242,7 +242,8 @@ void HttpEngineImpl::drive(Feed& feed) {
     }
   } cleanup{multi_, active};
 
-  // A job waits while no server can take it (all busy or ejected): it keeps its slot.
+  // A job no server can take now (all busy or ejected, or only the one that just failed it)
+  // looks again every 20 ms.
   const auto start = [&](std::unique_ptr<Job> job) {
     const int endpoint = pick_endpoint(*job);
     if (endpoint < 0) {
