@@ -245,13 +245,14 @@ TEST(PipelineCrash, KilledWhileLearningEveryPartitionGetsOneRecord) {
                                 (dir / ("stderr." + std::to_string(run))).string(),
                                 {"--engine", "http", "--base-url", server.base_url(), "--api-model",
                                  "gemma", "--candidates", "1", "--retries", "0", "--max-tokens",
-                                 "96", "--encoder-threads", "1"})
-        .pid;
+                                 "96", "--encoder-threads", "1"});
   };
   int kills = 0;
   std::mt19937_64 rng(5);
   for (int run = 0; run < 4; ++run) {
-    const pid_t pid = spawn(run);
+    const testing::ServeChild child = spawn(run);
+    ASSERT_GT(child.port, 0) << testing::read_file(child.stderr_path);
+    const pid_t pid = child.pid;
     std::this_thread::sleep_for(std::chrono::milliseconds(1500 + rng() % 3000));
     ::kill(pid, SIGKILL);
     int status = 0;
@@ -259,7 +260,9 @@ TEST(PipelineCrash, KilledWhileLearningEveryPartitionGetsOneRecord) {
     ++kills;
   }
   // The last run: until nothing is pending (its first run covers every user).
-  const pid_t pid = spawn(99);
+  const testing::ServeChild last = spawn(99);
+  ASSERT_GT(last.port, 0) << testing::read_file(last.stderr_path);
+  const pid_t pid = last.pid;
   auto store_done = [&] {
     auto store = open_rocksdb_store(dir / "store", {.read_only = true});
     std::size_t done = 0;

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -19,7 +20,7 @@ namespace liber::testing {
 
 struct ServeChild {
   pid_t pid = -1;
-  int port = 0;  // 0: it never said where it listens
+  int port = 0;  // 0: it never said where it listens (or exited first)
   std::string stderr_path;
 };
 
@@ -46,6 +47,13 @@ inline ServeChild spawn_serve(const std::string& cli, const std::filesystem::pat
   }
   for (int i = 0; i < 800 && c.port == 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    // Dead before it listens (a flag it refuses, a store it cannot open): say so at once
+    // rather than let the test wait on a server that is not there. WNOWAIT leaves it a
+    // zombie, so its pid is not reused before the test's own waitpid.
+    siginfo_t info{};
+    if (::waitid(P_PID, static_cast<id_t>(c.pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+        info.si_pid == c.pid)
+      break;
     const std::string text = read_file(stderr_path);
     const auto at = text.find("http://127.0.0.1:");
     if (at != std::string::npos) c.port = std::atoi(text.c_str() + at + 17);
