@@ -3,11 +3,11 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "liber/data/text_io.h"
 #include "liber/error.h"
 #include "liber/log.h"
 #include "liber/score.h"
@@ -133,12 +133,8 @@ void write_file(const fs::path& path, const std::string& text) {
 
 namespace score {
 
-std::string read_text_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(ErrorKind::Io, fmt::format("cannot read {}", path.string()));
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
+bool knowledge_uses_content(std::string_view knowledge) {
+  return knowledge == kContent || knowledge.ends_with(kWithContent);
 }
 
 std::optional<Variant> knowledge_variant(Store& store, std::string_view knowledge) {
@@ -157,7 +153,7 @@ std::optional<Variant> knowledge_variant(Store& store, std::string_view knowledg
 InterestTable load_knowledge(Store& store, std::string_view knowledge,
                              const std::vector<std::string>& users, const ContentSource* content) {
   const auto variant = score::knowledge_variant(store, knowledge);
-  const bool with_content = knowledge == kContent || knowledge.ends_with(kWithContent);
+  const bool with_content = score::knowledge_uses_content(knowledge);
   if (!variant && !with_content)
     throw Error(ErrorKind::Config, fmt::format("knowledge '{}': name 'content', a variant, or "
                                                "'<variant>+content'", knowledge));
@@ -173,7 +169,7 @@ InterestTable load_knowledge(Store& store, std::string_view knowledge,
 ModelInfo read_model_info(const fs::path& dir) {
   const fs::path path = dir / "model.json";
   try {
-    return info_from(json::parse(score::read_text_file(path)));
+    return info_from(json::parse(data::read_text_file(path)));
   } catch (const json::exception& e) {
     throw Error(ErrorKind::Parse, fmt::format("{}: {}", path.string(), e.what()));
   } catch (const std::invalid_argument& e) {

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "liber/data/text_io.h"
 #include "liber/error.h"
 #include "liber/score.h"
 #include "liber/score/model_files.h"
@@ -49,7 +50,7 @@ struct Scorer::Impl {
   Impl(Store& s, fs::path d) : store(s), dir(std::move(d)) {
     info = read_model_info(dir);
     const fs::path catalog_path = dir / "catalog.json";
-    catalog = catalog_from_json(score::read_text_file(catalog_path), catalog_path.string());
+    catalog = catalog_from_json(data::read_text_file(catalog_path), catalog_path.string());
     builder = std::make_unique<SampleBuilder>(catalog, info.history_length);
     FeatureSchema schema = builder->schema();
     ItemTextTable items;
@@ -71,7 +72,7 @@ struct Scorer::Impl {
         item_has_text = items.present;
         text_item = true;
       }
-      if (info.knowledge == "content" || info.knowledge.ends_with("+content")) content = load_content_source(store);
+      if (score::knowledge_uses_content(info.knowledge)) content = load_content_source(store);
       uif::FuseTable t;
       t.vectors = std::make_shared<const std::vector<float>>();
       t.width = info.texts * info.dim;

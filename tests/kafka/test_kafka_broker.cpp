@@ -18,6 +18,7 @@
 
 #include "core/test_ubsp_util.h"
 #include "fixtures.h"
+#include "helpers/expect.h"
 #include "helpers/store_check.h"
 #include "liber/kafka.h"
 #include "liber/ubsp.h"
@@ -30,39 +31,34 @@ using json = nlohmann::json;
 using testing::TempDir;
 using testing::tiny_log;
 
-// Runs scripts/kafka.sh with `args`; its stdout, or "" when it failed.
-std::string kafka_sh(const std::string& args) {
-  const std::string cmd = std::string(LIBER_SOURCE_DIR) + "/scripts/kafka.sh " + args + " 2>&1";
-  std::FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return "";
-  std::string out;
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, p)) out += buf;
-  const int rc = ::pclose(p);
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-  if (rc != 0) {
-    std::fprintf(stderr, "kafka.sh %s failed:\n%s\n", args.c_str(), out.c_str());
+// Runs scripts/kafka.sh with `args`; its output, or "" when it failed (the output printed).
+std::string kafka_sh(std::vector<std::string> args) {
+  args.insert(args.begin(), std::string(LIBER_SOURCE_DIR) + "/scripts/kafka.sh");
+  testing::CommandResult r = testing::run_command(args);
+  while (!r.output.empty() && (r.output.back() == '\n' || r.output.back() == ' ')) r.output.pop_back();
+  if (r.status != 0) {
+    std::fprintf(stderr, "%s failed:\n%s\n", args[1].c_str(), r.output.c_str());
     return "";
   }
-  return out;
+  return r.output;
 }
 
 TEST(KafkaBroker, WorkerKilledAndBrokerRestartedEveryEventStoredOnce) {
   const char* cli = std::getenv("LIBER_TEST_CLI");
   ASSERT_NE(cli, nullptr);
-  if (kafka_sh("fetch").empty()) {
+  if (kafka_sh({"fetch"}).empty()) {
     if (std::getenv("CI")) FAIL() << "scripts/kafka.sh fetch failed";
     GTEST_SKIP() << "no Kafka jars (scripts/kafka.sh fetch needs Maven Central)";
   }
   TempDir dir{"liber-kafka-broker"};
   const std::string broker_dir = (dir / "broker").string();
-  const std::string brokers = kafka_sh("start " + broker_dir);
+  const std::string brokers = kafka_sh({"start", broker_dir});
   ASSERT_FALSE(brokers.empty());
   struct StopBroker {
     std::string dir;
-    ~StopBroker() { kafka_sh("stop " + dir); }
+    ~StopBroker() { kafka_sh({"stop", dir}); }
   } stop_broker{broker_dir};
-  ASSERT_FALSE(kafka_sh("topic " + broker_dir + " events 3").empty());
+  ASSERT_FALSE(kafka_sh({"topic", broker_dir, "events", "3"}).empty());
 
   const BehaviorLog log = tiny_log(30, 6, {"A", "B", "C"});
   PartitionRule rule;
@@ -122,9 +118,9 @@ TEST(KafkaBroker, WorkerKilledAndBrokerRestartedEveryEventStoredOnce) {
     ASSERT_GT(child.port, 0) << testing::read_file(child.stderr_path);
     std::this_thread::sleep_for(std::chrono::milliseconds(1000 + rng() % 1000));
     if (run == 3) {  // the broker dies under the worker and the producer, and comes back
-      kafka_sh("kill " + broker_dir);
+      kafka_sh({"kill", broker_dir});
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
-      ASSERT_FALSE(kafka_sh("start " + broker_dir).empty());
+      ASSERT_FALSE(kafka_sh({"start", broker_dir}).empty());
     }
     ::kill(child.pid, SIGKILL);
     int status = 0;

@@ -1,7 +1,6 @@
 // Pieces of the model directory shared by its writer (model_dir.cpp) and the scorer.
 #pragma once
 
-#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -11,8 +10,8 @@
 
 namespace liber::score {
 
-// A whole file; throws Error(Io) naming it.
-std::string read_text_file(const std::filesystem::path& path);
+// True when a knowledge name ("content", "<variant>+content") reads partition content.
+bool knowledge_uses_content(std::string_view knowledge);
 // The LLM variant a knowledge name uses (none for "" and "content"); throws
 // Error(InvalidInput) naming the store when it has no such variant.
 std::optional<Variant> knowledge_variant(Store& store, std::string_view knowledge);
