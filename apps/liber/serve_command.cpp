@@ -46,7 +46,8 @@ void add_serve_command(CLI::App& app) {
     std::size_t max_body_mb = 8, max_events = 10000, max_connections = 64, max_header_kb = 16;
     double read_timeout_s = 5, shutdown_timeout_s = 15;
     std::string model;
-    std::string kafka, events_topic, group = "liber", worker_id;
+    std::string kafka, events_topic, output_topic, group = "liber", worker_id;
+    std::vector<std::string> kafka_set;
     std::size_t max_items = 1000;
     int score_threads = 1;
   };
@@ -74,6 +75,12 @@ void add_serve_command(CLI::App& app) {
                   "Kafka bootstrap servers: events also come from --events-topic (value: one "
                   "event as JSON, key: the user id), stored with their offsets");
   cmd->add_option("--events-topic", f->events_topic, "the Kafka topic of events (with --kafka)");
+  cmd->add_option("--output-topic", f->output_topic,
+                  "a compacted Kafka topic, as many partitions as --events-topic: the interest records go "
+                  "to it, and a worker that takes over a partition restores them from it (with --kafka)");
+  cmd->add_option("--kafka-set", f->kafka_set,
+                  "a librdkafka setting KEY=VALUE for the consumer and the producer, e.g. "
+                  "session.timeout.ms=10000 (repeatable)");
   cmd->add_option("--group", f->group, "the Kafka consumer group (with --kafka)")->capture_default_str();
   cmd->add_option("--worker-id", f->worker_id,
                   "a stable name for this worker (with --kafka): restarted, it gets its Kafka "
@@ -128,6 +135,13 @@ void add_serve_command(CLI::App& app) {
       opt.kafka.topic = f->events_topic;
       opt.kafka.group = f->group;
       opt.kafka.worker_id = f->worker_id;
+      opt.kafka.output_topic = f->output_topic;
+      for (const std::string& kv : f->kafka_set) {
+        const auto eq = kv.find('=');
+        if (eq == std::string::npos || eq == 0)
+          throw Error(ErrorKind::Config, fmt::format("--kafka-set {}: not KEY=VALUE", kv));
+        opt.kafka.config[kv.substr(0, eq)] = kv.substr(eq + 1);
+      }
     }
     opt.model = f->model;
     if (!opt.model.empty()) set_compute_threads(f->score_threads);

@@ -101,6 +101,11 @@ struct PipelineOptions {
   // After each run's encoding: the users whose vectors it may have changed (`all`: every
   // user). The service's scorer reads them again.
   std::function<void(std::span<const std::string> users, bool all)> on_encoded;
+  // After each record is stored (the Kafka output topic publishes it).
+  std::function<void(const InterestRecord&)> on_record;
+  // Which users this worker learns (a Kafka worker: those of the partitions it owns): of
+  // `users`, or every such user when `all`. Unset: every user.
+  std::function<std::vector<std::string>(std::vector<std::string> users, bool all)> scope;
 };
 
 struct ServeOptions {

@@ -286,6 +286,12 @@ struct ItemKnowledge {
 };
 
 std::string interest_key(std::string_view variant_id, std::string_view user, uint32_t seq);
+// The record of a user's partition `seq` under the variant, if the store has it.
+std::optional<InterestRecord> read_interest(Store& store, std::string_view variant_id,
+                                           std::string_view user, uint32_t seq);
+// Adds a record made elsewhere (restored from a changelog) to the caller's batch, under its
+// own variant, user and seq.
+void put_interest(WriteBatch& batch, const InterestRecord& r);
 std::vector<InterestRecord> read_interests(Store& store, std::string_view variant_id,
                                            std::string_view user);
 // Every record of the variant, by (user key, seq); every variant's when variant_id is empty.

@@ -5,6 +5,7 @@
 #include <librdkafka/rdkafkacpp.h>
 
 #include <mutex>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -28,6 +29,22 @@ void set(RdKafka::Conf& conf, const std::string& key, const std::string& value) 
 
 }  // namespace
 
+std::optional<int32_t> kafka_partition_of(Store& store, std::string_view user) {
+  const auto v = store.get(kKafkaFamily, fmt::format("u/{}", user));
+  if (!v) return std::nullopt;
+  return std::stoi(*v);
+}
+
+std::vector<std::string> kafka_partition_users(Store& store, int32_t partition) {
+  std::vector<std::string> out;
+  const std::string prefix = fmt::format("p/{}/", partition);
+  store.scan(kKafkaFamily, prefix, [&](std::string_view k, std::string_view) {
+    out.emplace_back(k.substr(prefix.size()));
+    return true;
+  });
+  return out;
+}
+
 std::map<int32_t, int64_t> stored_kafka_offsets(Store& store, const std::string& topic) {
   std::map<int32_t, int64_t> out;
   const std::string prefix = fmt::format("kafka/{}/", topic);
@@ -43,19 +60,31 @@ struct KafkaIngest::Impl : public RdKafka::RebalanceCb {
   const BehaviorLog& catalog;
   KafkaOptions opt;
   DeliverFn deliver;
+  PartitionsFn assigned, revoked;
+  std::vector<int32_t> held;  // assigned now
   std::unique_ptr<RdKafka::KafkaConsumer> consumer;
+  bool closed = false;
   mutable std::mutex mutex;  // stats
   KafkaStats st;
 
-  // The batch in hand: its events and, per partition, the offset after its last message.
+  // The batch in hand: its events (each one's Kafka partition) and, per partition, the
+  // offset after its last message.
   std::vector<Event> events;
+  std::vector<int32_t> event_partition;
   std::map<int32_t, int64_t> batch_next;
+  // The users whose partition index entry this process wrote or read: user row -> partition.
+  std::unordered_map<uint32_t, int32_t> indexed;
 
   Impl(Store& s, const BehaviorLog& c, KafkaOptions o, DeliverFn d)
       : store(s), catalog(c), opt(std::move(o)), deliver(std::move(d)) {
     if (opt.brokers.empty() || opt.topic.empty() || opt.group.empty())
       throw Error(ErrorKind::Config, "Kafka: brokers, topic and group are all needed");
     if (opt.max_batch < 1) opt.max_batch = 1;
+    connect();
+  }
+
+  // A consumer in the group, subscribed to the events topic.
+  void connect() {
     std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
     set(*conf, "bootstrap.servers", opt.brokers);
     set(*conf, "group.id", opt.group);
@@ -71,12 +100,23 @@ struct KafkaIngest::Impl : public RdKafka::RebalanceCb {
       throw Error(ErrorKind::Internal, "Kafka: rebalance_cb: " + err);
     consumer.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
     if (!consumer) throw Error(ErrorKind::Config, "Kafka: cannot create the consumer: " + err);
+    closed = false;
     if (const auto e = consumer->subscribe({opt.topic}); e != RdKafka::ERR_NO_ERROR)
       throw Error(ErrorKind::Config, fmt::format("Kafka: subscribe {}: {}", opt.topic, RdKafka::err2str(e)));
   }
 
-  ~Impl() override {
-    if (consumer) consumer->close();
+  ~Impl() override { close(); }
+
+  // Leaves the group: the revocation runs (and its hook) while the caller is still alive.
+  void close() {
+    if (consumer && !closed) consumer->close();
+    closed = true;
+  }
+
+  static std::vector<int32_t> numbers(const std::vector<RdKafka::TopicPartition*>& partitions) {
+    std::vector<int32_t> out;
+    for (const RdKafka::TopicPartition* tp : partitions) out.push_back(tp->partition());
+    return out;
   }
 
   // Assignment: every partition starts at the offset the store holds (else the earliest);
@@ -88,6 +128,8 @@ struct KafkaIngest::Impl : public RdKafka::RebalanceCb {
       ++st.rebalances;
     }
     if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
+      held = numbers(partitions);
+      if (assigned) assigned(held);
       const auto stored = stored_kafka_offsets(store, opt.topic);
       std::lock_guard<std::mutex> lock(mutex);
       for (RdKafka::TopicPartition* tp : partitions) {
@@ -98,6 +140,8 @@ struct KafkaIngest::Impl : public RdKafka::RebalanceCb {
       c->assign(partitions);
     } else {
       flush();
+      if (revoked) revoked(numbers(partitions));
+      held.clear();
       c->unassign();
       std::lock_guard<std::mutex> lock(mutex);
       st.next_offset.clear();
@@ -117,6 +161,7 @@ struct KafkaIngest::Impl : public RdKafka::RebalanceCb {
       DecodedEvents d = decode_events(value, catalog.items, catalog.users, 1);
       if (d.events.size() == 1) {
         events.push_back(d.events.front());
+        event_partition.push_back(partition);
         return;
       }
       const std::string why = d.bad.empty() ? "no event" : fmt::format("{}: {}", d.bad.front().field, d.bad.front().reason);
@@ -131,11 +176,32 @@ struct KafkaIngest::Impl : public RdKafka::RebalanceCb {
   // Stores the batch in hand with its offsets, atomically; then tells Kafka (advisory).
   void flush() {
     if (batch_next.empty()) return;
+    // Users new to the partition index (or whose events moved to another partition).
+    std::unordered_map<uint32_t, std::pair<int32_t, std::optional<int32_t>>> index;  // -> now, before
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      const uint32_t user = events[i].user;
+      const auto it = indexed.find(user);
+      if ((it == indexed.end() || it->second != event_partition[i]) && !index.count(user)) {
+        std::optional<int32_t> before;
+        if (it != indexed.end()) before = it->second;
+        else before = kafka_partition_of(store, catalog.users.ids.key(user));
+        index.emplace(user, std::make_pair(event_partition[i], before));
+      }
+    }
     std::vector<AddStatus> outcomes;
     const IngestStats s = deliver(events, &outcomes, [&](WriteBatch& b) {
       for (const auto& [partition, next] : batch_next)
         b.put(kMetaFamily, offset_key(opt.topic, partition), std::to_string(next));
+      for (const auto& [user, now_before] : index) {
+        const auto& [now, before] = now_before;
+        if (before == now) continue;
+        const std::string& id = catalog.users.ids.key(user);
+        if (before) b.del(kKafkaFamily, fmt::format("p/{}/{}", *before, id));
+        b.put(kKafkaFamily, fmt::format("u/{}", id), std::to_string(now));
+        b.put(kKafkaFamily, fmt::format("p/{}/{}", now, id), "");
+      }
     });
+    for (const auto& [user, now_before] : index) indexed[user] = now_before.first;
     std::vector<RdKafka::TopicPartition*> commit;
     for (const auto& [partition, next] : batch_next)
       commit.push_back(RdKafka::TopicPartition::create(opt.topic, partition, next));
@@ -154,6 +220,7 @@ struct KafkaIngest::Impl : public RdKafka::RebalanceCb {
       for (const auto& [partition, next] : batch_next) st.next_offset[partition] = next;
     }
     events.clear();
+    event_partition.clear();
     batch_next.clear();
   }
 
@@ -180,6 +247,17 @@ struct KafkaIngest::Impl : public RdKafka::RebalanceCb {
       if (m->err() == RdKafka::ERR_NO_ERROR) {
         if (batch_next.empty()) batch_start = std::chrono::steady_clock::now();
         take(*m);
+      } else if (m->err() == RdKafka::ERR__FATAL) {
+        // E.g. a static member fenced after a broker restart: this consumer can do nothing
+        // more, so a new one joins under the same name (its revocation stores the batch).
+        std::string why;
+        consumer->fatal_error(why);
+        log_warning(fmt::format("Kafka: {}; joining the group again with a new consumer", why));
+        flush();
+        if (revoked && !held.empty()) revoked(held);  // a fatal consumer may not say so itself
+        held.clear();
+        close();
+        connect();
       } else if (m->err() != RdKafka::ERR__TIMED_OUT && m->err() != RdKafka::ERR__PARTITION_EOF) {
         log_warning(fmt::format("Kafka: {}", m->errstr()));
       }
@@ -190,6 +268,7 @@ struct KafkaIngest::Impl : public RdKafka::RebalanceCb {
       }
     }
     flush();
+    close();
   }
 };
 
@@ -198,6 +277,11 @@ KafkaIngest::KafkaIngest(Store& store, const BehaviorLog& catalog, KafkaOptions 
 KafkaIngest::~KafkaIngest() = default;
 
 void KafkaIngest::run(const std::atomic<bool>& stop) { impl_->run(stop); }
+
+void KafkaIngest::on_rebalance(PartitionsFn assigned, PartitionsFn revoked) {
+  impl_->assigned = std::move(assigned);
+  impl_->revoked = std::move(revoked);
+}
 
 KafkaStats KafkaIngest::stats() const {
   std::lock_guard<std::mutex> lock(impl_->mutex);

@@ -13,8 +13,8 @@ Pipeline::Pipeline(Store& store, LlmEngine& llm, LlmEngine& encoder, PipelineOpt
     : store_(store), llm_(llm), encoder_(encoder), opt_(std::move(options)) {
   opt_.learn.progress_bar = false;
   opt_.encode.progress_bar = false;
-  opt_.learn.stop = &stop_;
-  opt_.encode.stop = &stop_;
+  opt_.learn.stop = &halt_;
+  opt_.encode.stop = &halt_;
   opt_.batch_users = std::max<std::size_t>(1, opt_.batch_users);
   thread_ = std::thread([this] { loop(); });
 }
@@ -46,11 +46,30 @@ void Pipeline::stop() {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stop_) return;
     stop_ = true;
+    halt_ = true;
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
   std::lock_guard<std::mutex> lock(mutex_);
   state_.state = "stopped";
+}
+
+void Pipeline::pause() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  paused_ = true;
+  halt_ = true;
+  wake_.notify_all();
+  idle_.wait(lock, [&] { return !running_; });
+}
+
+void Pipeline::resume() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    paused_ = false;
+    halt_ = stop_.load();
+    rescan_ = true;
+  }
+  wake_.notify_all();
 }
 
 PipelineState Pipeline::state() const {
@@ -82,9 +101,10 @@ void Pipeline::loop() {
         continue;
       }
       wake_.wait_for(lock, std::chrono::seconds(60),
-                     [&] { return stop_.load() || rescan_ || !queued_.empty(); });
+                     [&] { return stop_.load() || (!paused_ && (rescan_ || !queued_.empty())); });
       if (stop_) break;
-      if (!rescan_ && queued_.empty()) continue;  // the periodic wake-up
+      if (paused_ || (!rescan_ && queued_.empty())) continue;  // the periodic wake-up
+      running_ = true;
       all = rescan_;
       rescan_ = false;
       if (all) {
@@ -95,10 +115,16 @@ void Pipeline::loop() {
           users.push_back(queued_.extract(it++).value());
       }
     }
+    // Whichever way the run ends, pause() may go on.
+    auto ended = [this] {
+      running_ = false;
+      idle_.notify_all();
+    };
     try {
       run_once(users, all);
       backoff = std::chrono::milliseconds(0);
       std::lock_guard<std::mutex> lock(mutex_);
+      ended();
       state_.backoff_s = 0;
       state_.state = queued_.empty() && !rescan_ ? "idle" : "learning";
     } catch (const std::exception& e) {
@@ -106,6 +132,7 @@ void Pipeline::loop() {
       backoff = std::min(opt_.max_backoff, std::max(std::chrono::milliseconds(500), backoff * 2));
       retry_due = false;
       std::lock_guard<std::mutex> lock(mutex_);
+      ended();
       if (all) rescan_ = true;
       for (std::string& u : users) queued_.insert(std::move(u));
       ++state_.errors;
@@ -117,10 +144,33 @@ void Pipeline::loop() {
   }
 }
 
+// One record of a run, in the figures.
+void Pipeline::count_record(const InterestRecord& r, uint64_t& engine_failures, std::string& engine_error) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  // A call that failed (a server down), not an output the model got wrong: the partition
+  // is retried after the back-off.
+  if (r.call_failed() && engine_failures++ == 0) engine_error = r.error;
+  if (r.ok) ++state_.learned;
+  else ++state_.failed;
+  if (r.quality == "verified") ++state_.verified;
+  if (r.quality == "rejected") ++state_.rejected;
+  state_.latest.push_front(r);
+  if (state_.latest.size() > PipelineState::kLatest) state_.latest.pop_back();
+}
+
 void Pipeline::run_once(std::vector<std::string> users, bool all) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     state_.state = "learning";
+  }
+  if (opt_.scope) {
+    users = opt_.scope(std::move(users), all);
+    all = false;
+    if (users.empty()) {  // none of them is this worker's now
+      std::lock_guard<std::mutex> lock(mutex_);
+      state_.state = "idle";
+      return;
+    }
   }
   const auto start = Clock::now();
   LearnOptions learn = opt_.learn;
@@ -128,16 +178,8 @@ void Pipeline::run_once(std::vector<std::string> users, bool all) {
   uint64_t engine_failures = 0;
   std::string engine_error;
   learn.on_record = [this, &engine_failures, &engine_error](const InterestRecord& r) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    // A call that failed (a server down), not an output the model got wrong: the partition
-    // is retried after the back-off.
-    if (r.call_failed() && engine_failures++ == 0) engine_error = r.error;
-    if (r.ok) ++state_.learned;
-    else ++state_.failed;
-    if (r.quality == "verified") ++state_.verified;
-    if (r.quality == "rejected") ++state_.rejected;
-    state_.latest.push_front(r);
-    if (state_.latest.size() > PipelineState::kLatest) state_.latest.pop_back();
+    count_record(r, engine_failures, engine_error);
+    if (opt_.on_record) opt_.on_record(r);
   };
   const CostReport cost = learn_interests(store_, llm_, learn);
   {

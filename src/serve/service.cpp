@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -80,6 +81,9 @@ struct Service::Impl {
   std::unique_ptr<KafkaIngest> kafka;         // with a Kafka events topic
   std::thread kafka_thread;
   std::atomic<bool> kafka_stop{false};
+  std::unique_ptr<KafkaChangelog> changelog;  // with an output topic
+  std::mutex owned_mutex;
+  std::set<int32_t> owned;  // the Kafka partitions this worker holds, restored
   std::unique_ptr<serve::Pipeline> pipeline;  // with an LLM and an encoder
   std::unique_ptr<serve::HttpServer> server;
   int port = -1;
@@ -126,16 +130,80 @@ struct Service::Impl {
         else scorer->invalidate(users);
       };
     }
+    if (!opt.kafka.brokers.empty()) {
+      if (!opt.kafka.output_topic.empty()) {
+        changelog = std::make_unique<KafkaChangelog>(store, opt.kafka);
+        opt.pipeline.on_record = [this](const InterestRecord& r) { changelog->publish(r); };
+      }
+      // A Kafka worker learns only the users of the partitions it holds.
+      opt.pipeline.scope = [this](std::vector<std::string> users, bool all) { return owned_users(std::move(users), all); };
+    }
     if (llm && encoder) pipeline = std::make_unique<serve::Pipeline>(store, *llm, *encoder, opt.pipeline);
     if (!opt.kafka.brokers.empty()) {
       metrics.describe("liber_kafka_events_total", "counter", "events read from Kafka, by outcome");
       metrics.describe("liber_kafka_lag", "gauge", "messages of a Kafka partition not yet stored");
+      metrics.describe("liber_kafka_partitions_owned", "gauge", "Kafka partitions this worker holds");
+      if (changelog) {
+        metrics.describe("liber_kafka_records_total", "counter",
+                         "interest records sent to the output topic, by outcome (published, delivered, failed)");
+        metrics.describe("liber_kafka_records_restored_total", "counter",
+                         "records read from the output topic into the store (partitions taken over)");
+      }
       kafka = std::make_unique<KafkaIngest>(
           store, log, opt.kafka,
           [this](std::span<const Event> e, std::vector<AddStatus>* o, const std::function<void(WriteBatch&)>& w) {
             return deliver_from_kafka(e, o, w);
           });
+      kafka->on_rebalance([this](const std::vector<int32_t>& p) { assigned(p); },
+                          [this](const std::vector<int32_t>& p) { revoked(p); });
     }
+  }
+
+  // Of `users` (every user when `all`), those whose events come from a partition held now.
+  std::vector<std::string> owned_users(std::vector<std::string> users, bool all) {
+    std::set<int32_t> held;
+    {
+      std::lock_guard<std::mutex> lock(owned_mutex);
+      held = owned;
+    }
+    std::vector<std::string> out;
+    if (all) {
+      for (int32_t p : held)
+        for (std::string& u : kafka_partition_users(store, p)) out.push_back(std::move(u));
+      return out;
+    }
+    for (std::string& u : users)
+      if (const auto p = kafka_partition_of(store, u); p && held.count(*p)) out.push_back(std::move(u));
+    return out;
+  }
+
+  // Partitions assigned: their records come in from the output topic before the pipeline
+  // may learn any of their users (else it would learn again what another worker learned).
+  void assigned(const std::vector<int32_t>& partitions) {
+    for (int32_t p : partitions) {
+      while (changelog && !kafka_stop) {
+        try {
+          changelog->restore(p);
+          break;
+        } catch (const std::exception& e) {  // the broker away: try again, the partition waits
+          log_warning(fmt::format("serve: restoring Kafka partition {}: {}; retrying", p, e.what()));
+          std::this_thread::sleep_for(std::chrono::seconds(1));
+        }
+      }
+      std::lock_guard<std::mutex> lock(owned_mutex);
+      owned.insert(p);
+    }
+    if (pipeline) pipeline->resume();
+  }
+
+  // Partitions revoked (their batch in hand is stored): no LLM call stays in flight for
+  // their users and every record made is acknowledged before the next owner restores.
+  void revoked(const std::vector<int32_t>& partitions) {
+    if (pipeline) pipeline->pause();
+    if (changelog && !changelog->flush(std::chrono::seconds(30)))
+      log_warning("serve: records not acknowledged by the output topic within 30 s; the next owner may learn them again");
+    std::lock_guard<std::mutex> lock(owned_mutex);
+    for (int32_t p : partitions) owned.erase(p);
   }
 
   // The pipeline's figures as gauges and counters, read when /metrics is asked for.
@@ -296,6 +364,17 @@ struct Service::Impl {
                   static_cast<double>(lag));
     metrics.set("liber_kafka_messages_bad_total", "", static_cast<double>(k.bad));
     metrics.set("liber_kafka_rebalances_total", "", static_cast<double>(k.rebalances));
+    {
+      std::lock_guard<std::mutex> lock(owned_mutex);
+      metrics.set("liber_kafka_partitions_owned", "", static_cast<double>(owned.size()));
+    }
+    if (changelog) {
+      const ChangelogStats c = changelog->stats();
+      metrics.set("liber_kafka_records_total", "outcome=\"published\"", static_cast<double>(c.published));
+      metrics.set("liber_kafka_records_total", "outcome=\"delivered\"", static_cast<double>(c.delivered));
+      metrics.set("liber_kafka_records_total", "outcome=\"failed\"", static_cast<double>(c.failed));
+      metrics.set("liber_kafka_records_restored_total", "", static_cast<double>(c.restored));
+    }
   }
 
   HttpResponse post_score(const HttpRequest& req) {
@@ -454,9 +533,12 @@ void Service::stop() {
   impl_->stopping = true;
   impl_->server->stop();
   impl_->kafka_stop = true;  // the batch in hand is stored with its offsets
-  if (impl_->kafka_thread.joinable() && impl_->kafka_thread.get_id() != std::this_thread::get_id())
+  if (impl_->kafka_thread.joinable() && impl_->kafka_thread.get_id() != std::this_thread::get_id()) {
     impl_->kafka_thread.join();
+    impl_->kafka.reset();  // has left the group (its revocation paused the pipeline)
+  }
   if (impl_->pipeline) impl_->pipeline->stop();  // its calls in flight finish and are recorded
+  if (impl_->changelog) impl_->changelog->flush(std::chrono::seconds(10));
 }
 
 int Service::port() const { return impl_->port; }

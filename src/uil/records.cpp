@@ -97,6 +97,19 @@ std::string interest_key(std::string_view variant_id, std::string_view user, uin
   return variant_prefix(variant_id) + user_seq_key(user, seq);
 }
 
+std::optional<InterestRecord> read_interest(Store& store, std::string_view variant_id,
+                                           std::string_view user, uint32_t seq) {
+  auto v = store.get(uil::kInterests, interest_key(variant_id, user, seq));
+  if (!v) return std::nullopt;
+  return InterestRecord::from_json(*v);
+}
+
+void put_interest(WriteBatch& batch, const InterestRecord& r) {
+  batch.put(uil::kInterests, interest_key(r.variant, r.user, r.seq), r.to_json());
+  // A fresh store's first records: without the version they would read as format 1.
+  batch.put(kMetaFamily, uil::kVersionKey, std::to_string(kInterestsVersion));
+}
+
 std::vector<InterestRecord> read_interests(Store& store, std::string_view variant_id,
                                            std::string_view user) {
   std::vector<InterestRecord> out;

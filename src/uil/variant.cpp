@@ -21,7 +21,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kVersionKey = "uil.version";
 constexpr std::string_view kVariantMetaPrefix = "uil.variant/";
 
 std::string variant_meta_key(std::string_view name) {
@@ -103,7 +102,7 @@ void register_variant(Store& store, const Variant& variant) {
 }
 
 int interests_version(Store& store) {
-  if (const auto v = store.get(kMetaFamily, kVersionKey)) return std::stoi(*v);
+  if (const auto v = store.get(kMetaFamily, uil::kVersionKey)) return std::stoi(*v);
   return has_keys(store, uil::kInterests) ? 1 : kInterestsVersion;  // none yet: nothing to upgrade
 }
 
@@ -117,7 +116,7 @@ void require_current_interests(Store& store) {
 }
 
 std::size_t migrate_interests(Store& store) {
-  if (store.get(kMetaFamily, kVersionKey)) return 0;
+  if (store.get(kMetaFamily, uil::kVersionKey)) return 0;
   // Format 1: key = user key + seq, no variant. Every record names its model and template;
   // "cascade" unless no later partition's record carried a previous summary.
   std::vector<std::pair<std::string, InterestRecord>> old;
@@ -170,7 +169,7 @@ std::size_t migrate_interests(Store& store) {
       return true;
     });
   }
-  batch->put(kMetaFamily, kVersionKey, std::to_string(kInterestsVersion));
+  batch->put(kMetaFamily, uil::kVersionKey, std::to_string(kInterestsVersion));
   store.write(*batch, true);
   if (!old.empty())
     log_info(fmt::format("store {}: {} interest records re-keyed by variant ({})",

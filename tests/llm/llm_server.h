@@ -77,8 +77,12 @@ class LlmServer {
 
   // tests/llm/status_server.py on the system python3 (needs no venv and no model).
   static std::unique_ptr<LlmServer> scripted() {
+    return python_script(std::filesystem::path(__FILE__).parent_path() / "status_server.py");
+  }
+  // Another server script that takes its port as its one argument.
+  static std::unique_ptr<LlmServer> python_script(const std::filesystem::path& script) {
     auto s = std::make_unique<LlmServer>();
-    s->script_ = (std::filesystem::path(__FILE__).parent_path() / "status_server.py").string();
+    s->script_ = script.string();
     return s;
   }
   ~LlmServer() { stop(); }

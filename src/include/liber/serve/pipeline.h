@@ -52,6 +52,11 @@ class Pipeline {
               std::chrono::steady_clock::time_point closed_at);
   // Finishes the LLM calls in flight (their records are written), then returns.
   void stop();
+  // Like stop, but resume() starts it again: a Kafka worker pauses while its partitions
+  // move, so no call is in flight for a user another worker is about to own.
+  void pause();
+  // Runs again, over every user in scope (the scope may have changed while paused).
+  void resume();
   PipelineState state() const;
   // The freshness samples since the last call.
   std::vector<double> take_freshness();
@@ -59,6 +64,7 @@ class Pipeline {
  private:
   void loop();
   void run_once(std::vector<std::string> users, bool all);
+  void count_record(const InterestRecord& r, uint64_t& engine_failures, std::string& engine_error);
   void recount();
 
   Store& store_;
@@ -70,7 +76,10 @@ class Pipeline {
   std::set<std::string> queued_;
   std::unordered_map<std::string, std::chrono::steady_clock::time_point> first_closed_;
   bool rescan_ = true;  // the first run covers every user
+  bool paused_ = false, running_ = false;
+  std::condition_variable idle_;  // a run ended
   std::atomic<bool> stop_{false};
+  std::atomic<bool> halt_{false};  // stop_ or paused_: the run in hand stops handing out calls
   PipelineState state_;
   std::thread thread_;
 };
