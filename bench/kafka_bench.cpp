@@ -8,15 +8,20 @@
 //        kafka_bench --brokers 127.0.0.1:PORT --data-dir DIR [--events N] [--partitions P]
 //                    [--batch N] [--kafka-sh scripts/kafka.sh --broker-dir /tmp/kb]
 //                    [--restore-records N (100000; 0: skip)] [--relearn-rate PARTITIONS_PER_S (0.30)]
+//                    [--llm-url URL --api-model NAME [--e2e-users 50] [--e2e-partitions 2]
+//                     [--e2e-rate EVENTS_PER_S (50)] [--e2e-timeout S (300)]]
 //   DIR: a MovieLens-1M directory (the developers' copy holds users 1-2999 only).
 #include <librdkafka/rdkafkacpp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,7 +30,10 @@
 
 #include "liber/data.h"
 #include "liber/kafka.h"
+#include "liber/llm.h"
+#include "liber/serve.h"
 #include "liber/ubsp.h"
+#include "liber/uif.h"
 #include "liber/uil.h"
 
 namespace {
@@ -42,6 +50,9 @@ int main(int argc, char** argv) {
   std::string brokers, data_dir, kafka_sh = "scripts/kafka.sh", broker_dir;
   std::size_t limit = 0, batch = 1000, restore_records = 100000;
   double relearn_rate = 0.30;
+  std::string llm_url, llm_model = "model";
+  int e2e_users = 50, e2e_partitions = 2, e2e_timeout_s = 300;
+  double e2e_rate = 50;
   int partitions = 6;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -54,6 +65,12 @@ int main(int argc, char** argv) {
     else if (a == "--kafka-sh") kafka_sh = next();
     else if (a == "--restore-records") restore_records = std::strtoull(next().c_str(), nullptr, 10);
     else if (a == "--relearn-rate") relearn_rate = std::atof(next().c_str());
+    else if (a == "--llm-url") llm_url = next();
+    else if (a == "--api-model") llm_model = next();
+    else if (a == "--e2e-users") e2e_users = std::atoi(next().c_str());
+    else if (a == "--e2e-partitions") e2e_partitions = std::atoi(next().c_str());
+    else if (a == "--e2e-rate") e2e_rate = std::atof(next().c_str());
+    else if (a == "--e2e-timeout") e2e_timeout_s = std::atoi(next().c_str());
     else if (a == "--broker-dir") broker_dir = next();
     else {
       std::fprintf(stderr, "kafka_bench: unknown option %s\n", a.c_str());
@@ -223,6 +240,122 @@ int main(int argc, char** argv) {
                 "records/s); learning them again: %llu LLM calls, %.0f s at %.2f partitions/s (%.0fx longer)\n",
                 static_cast<unsigned long long>(c.restored), restore_s, c.restored / restore_s,
                 static_cast<unsigned long long>(c.restored), relearn_s, relearn_rate, relearn_s / restore_s);
+  }
+
+  // 5. End to end (with --llm-url): a worker (liber serve's Service: Kafka source, pipeline,
+  // output topic) over the first users' events, produced at a steady rate; for each closed
+  // partition, the time from producing the event that closed it to its record on the output
+  // topic. Partitions close by count only (10 events).
+  if (!llm_url.empty()) {
+    const std::string in = topic + "-e2e", out = topic + "-e2e-records";
+    for (const std::string& t : {in, out}) {
+      const std::string cmd = kafka_sh + " topic " + broker_dir + " " + t + " 6 >/dev/null";
+      if (std::system(cmd.c_str()) != 0) return 1;
+    }
+    PartitionRule by_count;
+    by_count.count = 10;
+    std::vector<Event> events;  // the first e2e_users users, e2e_partitions partitions each
+    std::map<uint32_t, std::size_t> taken;
+    for (const Event& e : time_ordered(log.events))  // whatever --events kept
+      if (e.user <= static_cast<uint32_t>(e2e_users) && taken[e.user] < 10 * e2e_partitions) {
+        events.push_back(e);
+        ++taken[e.user];
+      }
+    auto store = open_rocksdb_store(dir / "e2e");
+    Ingestor(*store, log, by_count).ingest({});  // the catalog and the rule
+    ServeOptions so;
+    so.token = "bench";
+    so.port = 0;
+    so.kafka.brokers = brokers;
+    so.kafka.topic = in;
+    so.kafka.group = in;
+    so.kafka.output_topic = out;
+    so.kafka.max_wait = std::chrono::milliseconds(20);
+    so.pipeline.learn.candidates = 1;
+    so.pipeline.learn.max_retries = 0;
+    so.pipeline.learn.max_tokens = 96;
+    HttpOptions h;
+    h.base_url = llm_url;
+    h.model = llm_model;
+    auto llm = make_http_engine(h);
+    LlamaOptions enc;
+    enc.model_path = default_encoder_path();
+    enc.embeddings = true;
+    enc.threads = 1;
+    auto encoder = make_llama_engine(enc);
+    // The catalog's item texts encoded first, as in a worker's prepared store: a one-time
+    // cost (3,883 texts) that the pipeline's first run would otherwise pay.
+    const auto e0 = Clock::now();
+    encode_knowledge(*store, *encoder, EncodeOptions{});
+    std::printf("item texts encoded before the worker starts: %.1f s\n", seconds_since(e0));
+    Service service(*store, so, llm.get(), encoder.get());
+    std::thread serving([&] { service.run(); });
+    // The output topic's records, as they arrive.
+    std::map<std::string, Clock::time_point> arrived;
+    std::mutex arrived_mutex;
+    std::atomic<bool> reading{true};
+    std::thread reader([&] {
+      std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+      std::string err;
+      conf->set("bootstrap.servers", brokers, err);
+      conf->set("group.id", out + "-reader", err);
+      conf->set("auto.offset.reset", "earliest", err);
+      std::unique_ptr<RdKafka::KafkaConsumer> c(RdKafka::KafkaConsumer::create(conf.get(), err));
+      c->subscribe({out});
+      while (reading) {
+        std::unique_ptr<RdKafka::Message> m(c->consume(50));
+        if (m->err() != RdKafka::ERR_NO_ERROR || !m->key()) continue;
+        const std::string key = *m->key();
+        std::lock_guard<std::mutex> lock(arrived_mutex);
+        arrived.try_emplace(key.substr(0, key.rfind('|')), Clock::now());  // user|seq
+      }
+      c->close();
+    });
+    std::this_thread::sleep_for(std::chrono::seconds(3));  // the worker joins its group
+    // Each partition's closing event: the 10th, 20th... of its user in the stream.
+    std::map<std::string, Clock::time_point> closed_at;
+    {
+      std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+      std::string err;
+      conf->set("bootstrap.servers", brokers, err);
+      std::unique_ptr<RdKafka::Producer> p(RdKafka::Producer::create(conf.get(), err));
+      std::map<uint32_t, std::size_t> seen;
+      const auto t0 = Clock::now();
+      for (std::size_t i = 0; i < events.size(); ++i) {
+        const Event& e = events[i];
+        std::this_thread::sleep_until(t0 + std::chrono::microseconds(static_cast<int64_t>(i * 1e6 / e2e_rate)));
+        const std::string key = log.users.ids.key(e.user);
+        const std::string value = nlohmann::json{{"user", key}, {"item", log.items.ids.key(e.item)}, {"ts", e.ts},
+                                                 {"rating", e.rating}}.dump();
+        p->produce(in, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(value.data()),
+                   value.size(), key.data(), key.size(), 0, nullptr);
+        p->poll(0);
+        if (++seen[e.user] % 10 == 0) closed_at[key + "|" + std::to_string(seen[e.user] / 10 - 1)] = Clock::now();
+      }
+      p->flush(60000);
+    }
+    const auto deadline = Clock::now() + std::chrono::seconds(e2e_timeout_s);
+    while (Clock::now() < deadline) {
+      {
+        std::lock_guard<std::mutex> lock(arrived_mutex);
+        if (arrived.size() >= closed_at.size()) break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    reading = false;
+    reader.join();
+    service.stop();
+    serving.join();
+    std::vector<double> latency;
+    for (const auto& [key, t] : closed_at)
+      if (auto it = arrived.find(key); it != arrived.end())
+        latency.push_back(std::chrono::duration<double>(it->second - t).count());
+    std::sort(latency.begin(), latency.end());
+    auto q = [&](double f) { return latency.empty() ? 0.0 : latency[std::min(latency.size() - 1, static_cast<std::size_t>(f * latency.size()))]; };
+    std::printf("end to end (%zu events of %d users at %.0f events/s, LLM %s): %zu of %zu partitions' records on the "
+                "output topic; event produced -> record on the topic: p50 %.2f s, p90 %.2f s, p99 %.2f s, max %.2f s\n",
+                events.size(), e2e_users, e2e_rate, llm_url.c_str(), latency.size(), closed_at.size(), q(0.5), q(0.9),
+                q(0.99), latency.empty() ? 0.0 : latency.back());
   }
   fs::remove_all(dir);
   return 0;

@@ -181,15 +181,17 @@ struct Service::Impl {
   // may learn any of their users (else it would learn again what another worker learned).
   void assigned(const std::vector<int32_t>& partitions) {
     for (int32_t p : partitions) {
-      while (changelog && !kafka_stop) {
+      bool restored = !changelog;
+      while (!restored && !kafka_stop) {
         try {
           changelog->restore(p);
-          break;
+          restored = true;
         } catch (const std::exception& e) {  // the broker away: try again, the partition waits
           log_warning(fmt::format("serve: restoring Kafka partition {}: {}; retrying", p, e.what()));
           std::this_thread::sleep_for(std::chrono::seconds(1));
         }
       }
+      if (!restored) return;  // stopping: never learn a partition not restored
       std::lock_guard<std::mutex> lock(owned_mutex);
       owned.insert(p);
     }
