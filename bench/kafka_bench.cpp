@@ -44,6 +44,38 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
+std::unique_ptr<RdKafka::Producer> make_producer(const std::string& brokers, const char* linger_ms = "20") {
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  std::string err;
+  conf->set("bootstrap.servers", brokers, err);
+  conf->set("linger.ms", linger_ms, err);
+  return std::unique_ptr<RdKafka::Producer>(RdKafka::Producer::create(conf.get(), err));
+}
+
+// One message; waits while the producer's queue is full. partition -1: by key.
+void produce(RdKafka::Producer& p, const std::string& topic, int32_t partition, const std::string& key,
+             const std::string& value) {
+  while (p.produce(topic, partition < 0 ? RdKafka::Topic::PARTITION_UA : partition, RdKafka::Producer::RK_MSG_COPY,
+                   const_cast<char*>(value.data()), value.size(), key.data(), key.size(), 0,
+                   nullptr) == RdKafka::ERR__QUEUE_FULL)
+    p.poll(10);
+  p.poll(0);
+}
+
+// An event as liber serve --kafka reads it, keyed by its user.
+void produce_event(RdKafka::Producer& p, const std::string& topic, const BehaviorLog& log, const Event& e) {
+  const std::string key = log.users.ids.key(e.user);
+  produce(p, topic, -1, key,
+          nlohmann::json{{"user", key}, {"item", log.items.ids.key(e.item)}, {"ts", e.ts}, {"rating", e.rating}}.dump());
+}
+
+bool create_topic(const std::string& kafka_sh, const std::string& broker_dir, const std::string& topic, int partitions) {
+  const std::string cmd = kafka_sh + " topic " + broker_dir + " " + topic + " " + std::to_string(partitions) + " >/dev/null";
+  if (std::system(cmd.c_str()) == 0) return true;
+  std::fprintf(stderr, "kafka_bench: %s failed\n", cmd.c_str());
+  return false;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -102,29 +134,11 @@ int main(int argc, char** argv) {
 
   // 2. The events into a fresh topic, keyed by user.
   const std::string topic = "bench-" + std::to_string(::getpid());
-  const std::string create = kafka_sh + " topic " + broker_dir + " " + topic + " " + std::to_string(partitions) +
-                             " >/dev/null";
-  if (std::system(create.c_str()) != 0) {
-    std::fprintf(stderr, "kafka_bench: %s failed\n", create.c_str());
-    return 1;
-  }
+  if (!create_topic(kafka_sh, broker_dir, topic, partitions)) return 1;
   {
-    std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-    std::string err;
-    conf->set("bootstrap.servers", brokers, err);
-    conf->set("linger.ms", "20", err);
-    std::unique_ptr<RdKafka::Producer> p(RdKafka::Producer::create(conf.get(), err));
+    auto p = make_producer(brokers);
     const auto t0 = Clock::now();
-    for (const Event& e : stream) {
-      const std::string key = log.users.ids.key(e.user);
-      const std::string value = nlohmann::json{{"user", key}, {"item", log.items.ids.key(e.item)}, {"ts", e.ts},
-                                               {"rating", e.rating}}.dump();
-      while (p->produce(topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
-                        const_cast<char*>(value.data()), value.size(), key.data(), key.size(), 0,
-                        nullptr) == RdKafka::ERR__QUEUE_FULL)
-        p->poll(10);
-      p->poll(0);
-    }
+    for (const Event& e : stream) produce_event(*p, topic, log, e);
     p->flush(120000);
     std::printf("produced to %s (%d partitions): %.2f s\n", topic.c_str(), partitions, seconds_since(t0));
   }
@@ -188,21 +202,11 @@ int main(int argc, char** argv) {
   // them; docs/results.md measured 0.30/s for Gemma 3 270M on this machine).
   if (restore_records > 0) {
     const std::string in = topic + "-in", out = topic + "-records";
-    for (const std::string& t : {in, out}) {
-      const std::string cmd = kafka_sh + " topic " + broker_dir + " " + t + " 1 >/dev/null";
-      if (std::system(cmd.c_str()) != 0) {
-        std::fprintf(stderr, "kafka_bench: %s failed\n", cmd.c_str());
-        return 1;
-      }
-    }
+    if (!create_topic(kafka_sh, broker_dir, in, 1) || !create_topic(kafka_sh, broker_dir, out, 1)) return 1;
     // Records as the pipeline writes them: a summary and shift of typical length, per user
     // and partition seq, the users of the stream.
     {
-      std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-      std::string err;
-      conf->set("bootstrap.servers", brokers, err);
-      conf->set("linger.ms", "20", err);
-      std::unique_ptr<RdKafka::Producer> p(RdKafka::Producer::create(conf.get(), err));
+      auto p = make_producer(brokers);
       for (std::size_t i = 0; i < restore_records; ++i) {
         InterestRecord r;
         r.user = log.users.ids.key(1 + i % (log.users.size() - 1));
@@ -217,10 +221,7 @@ int main(int argc, char** argv) {
         r.model = "http:gemma@fleet";
         r.prompt_tokens = 900;
         r.completion_tokens = 110;
-        const std::string key = r.user + "|" + std::to_string(r.seq) + "|" + r.variant, value = r.to_json();
-        while (p->produce(out, 0, RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(value.data()), value.size(),
-                          key.data(), key.size(), 0, nullptr) == RdKafka::ERR__QUEUE_FULL)
-          p->poll(10);
+        produce(*p, out, 0, r.user + "|" + std::to_string(r.seq) + "|" + r.variant, r.to_json());
       }
       p->flush(120000);
     }
@@ -248,10 +249,7 @@ int main(int argc, char** argv) {
   // topic. Partitions close by count only (10 events).
   if (!llm_url.empty()) {
     const std::string in = topic + "-e2e", out = topic + "-e2e-records";
-    for (const std::string& t : {in, out}) {
-      const std::string cmd = kafka_sh + " topic " + broker_dir + " " + t + " 6 >/dev/null";
-      if (std::system(cmd.c_str()) != 0) return 1;
-    }
+    if (!create_topic(kafka_sh, broker_dir, in, 6) || !create_topic(kafka_sh, broker_dir, out, 6)) return 1;
     PartitionRule by_count;
     by_count.count = 10;
     std::vector<Event> events;  // the first e2e_users users, e2e_partitions partitions each
@@ -315,21 +313,14 @@ int main(int argc, char** argv) {
     // Each partition's closing event: the 10th, 20th... of its user in the stream.
     std::map<std::string, Clock::time_point> closed_at;
     {
-      std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-      std::string err;
-      conf->set("bootstrap.servers", brokers, err);
-      std::unique_ptr<RdKafka::Producer> p(RdKafka::Producer::create(conf.get(), err));
+      auto p = make_producer(brokers, "5");  // librdkafka's default: the latency is measured
       std::map<uint32_t, std::size_t> seen;
       const auto t0 = Clock::now();
       for (std::size_t i = 0; i < events.size(); ++i) {
         const Event& e = events[i];
         std::this_thread::sleep_until(t0 + std::chrono::microseconds(static_cast<int64_t>(i * 1e6 / e2e_rate)));
+        produce_event(*p, in, log, e);
         const std::string key = log.users.ids.key(e.user);
-        const std::string value = nlohmann::json{{"user", key}, {"item", log.items.ids.key(e.item)}, {"ts", e.ts},
-                                                 {"rating", e.rating}}.dump();
-        p->produce(in, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(value.data()),
-                   value.size(), key.data(), key.size(), 0, nullptr);
-        p->poll(0);
         if (++seen[e.user] % 10 == 0) closed_at[key + "|" + std::to_string(seen[e.user] / 10 - 1)] = Clock::now();
       }
       p->flush(60000);

@@ -84,6 +84,7 @@ struct Service::Impl {
   std::unique_ptr<KafkaChangelog> changelog;  // with an output topic
   std::mutex owned_mutex;
   std::set<int32_t> owned;  // the Kafka partitions this worker holds, restored
+  std::set<int32_t> ever_owned;  // for /metrics: a partition given up reads 0
   std::unique_ptr<serve::Pipeline> pipeline;  // with an LLM and an encoder
   std::unique_ptr<serve::HttpServer> server;
   int port = -1;
@@ -142,7 +143,7 @@ struct Service::Impl {
     if (!opt.kafka.brokers.empty()) {
       metrics.describe("liber_kafka_events_total", "counter", "events read from Kafka, by outcome");
       metrics.describe("liber_kafka_lag", "gauge", "messages of a Kafka partition not yet stored");
-      metrics.describe("liber_kafka_partitions_owned", "gauge", "Kafka partitions this worker holds");
+      metrics.describe("liber_kafka_partition_owned", "gauge", "1 while this worker holds the Kafka partition");
       if (changelog) {
         metrics.describe("liber_kafka_records_total", "counter",
                          "interest records sent to the output topic, by outcome (published, delivered, failed)");
@@ -368,7 +369,10 @@ struct Service::Impl {
     metrics.set("liber_kafka_rebalances_total", "", static_cast<double>(k.rebalances));
     {
       std::lock_guard<std::mutex> lock(owned_mutex);
-      metrics.set("liber_kafka_partitions_owned", "", static_cast<double>(owned.size()));
+      for (int32_t p : owned) ever_owned.insert(p);
+      for (int32_t p : ever_owned)
+        metrics.set("liber_kafka_partition_owned", fmt::format("topic=\"{}\",partition=\"{}\"", opt.kafka.topic, p),
+                    owned.count(p) ? 1 : 0);
     }
     if (changelog) {
       const ChangelogStats c = changelog->stats();

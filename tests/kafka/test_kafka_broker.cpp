@@ -47,6 +47,14 @@ std::string kafka_sh(std::vector<std::string> args) {
   return r.output;
 }
 
+// A broker started in `dir` (scripts/kafka.sh start) and stopped at the end of the scope;
+// `address` is empty when it did not start.
+struct Broker {
+  std::string dir, address;
+  explicit Broker(const std::filesystem::path& d) : dir(d.string()), address(kafka_sh({"start", dir})) {}
+  ~Broker() { kafka_sh({"stop", dir}); }
+};
+
 // Produces `events` to `topic`, keyed by user, `per_60ms` events every 60 ms; counts them
 // in `produced`. Idempotent: no duplicates in the topic across a broker restart.
 void produce_events(const std::string& brokers, const std::string& topic, const BehaviorLog& log,
@@ -89,13 +97,10 @@ TEST(KafkaBroker, WorkerKilledAndBrokerRestartedEveryEventStoredOnce) {
     GTEST_SKIP() << "no Kafka jars (scripts/kafka.sh fetch needs Maven Central)";
   }
   TempDir dir{"liber-kafka-broker"};
-  const std::string broker_dir = (dir / "broker").string();
-  const std::string brokers = kafka_sh({"start", broker_dir});
+  const Broker broker(dir / "broker");
+  const std::string& broker_dir = broker.dir;
+  const std::string& brokers = broker.address;
   ASSERT_FALSE(brokers.empty());
-  struct StopBroker {
-    std::string dir;
-    ~StopBroker() { kafka_sh({"stop", dir}); }
-  } stop_broker{broker_dir};
   ASSERT_FALSE(kafka_sh({"topic", broker_dir, "events", "3"}).empty());
 
   const BehaviorLog log = tiny_log(30, 6, {"A", "B", "C"});
@@ -222,13 +227,10 @@ TEST(KafkaBroker, ChaosThreeWorkersEveryPartitionLearnedOnce) {
     GTEST_SKIP() << "no Kafka jars (scripts/kafka.sh fetch needs Maven Central)";
   }
   TempDir dir{"liber-kafka-chaos"};
-  const std::string broker_dir = (dir / "broker").string();
-  const std::string brokers = kafka_sh({"start", broker_dir});
+  const Broker broker(dir / "broker");
+  const std::string& broker_dir = broker.dir;
+  const std::string& brokers = broker.address;
   ASSERT_FALSE(brokers.empty());
-  struct StopBroker {
-    std::string dir;
-    ~StopBroker() { kafka_sh({"stop", dir}); }
-  } stop_broker{broker_dir};
   constexpr int kPartitions = 6;
   ASSERT_FALSE(kafka_sh({"topic", broker_dir, "events", std::to_string(kPartitions)}).empty());
   ASSERT_FALSE(kafka_sh({"topic", broker_dir, "records", std::to_string(kPartitions), "compact"}).empty());
@@ -296,55 +298,76 @@ TEST(KafkaBroker, ChaosThreeWorkersEveryPartitionLearnedOnce) {
   ASSERT_GT(workers["w2"].pid, 0) << testing::read_file(workers["w2"].stderr_path);
   producer.join();
 
-  // Until every event is stored by its partition's owner and every closed partition's record
-  // is on the output topic.
+  // Who holds each partition now, from the workers' /metrics.
+  auto owners = [&] {
+    std::map<int32_t, std::string> out;
+    for (auto& [name, c] : workers) {
+      httplib::Client client("127.0.0.1", c.port);
+      auto r = client.Get("/metrics", {{"Authorization", "Bearer kafka-token"}});
+      if (!r || r->status != 200) continue;
+      const std::string prefix = "liber_kafka_partition_owned{topic=\"events\",partition=\"";
+      for (std::size_t at = 0; (at = r->body.find(prefix, at)) != std::string::npos; ++at) {
+        const std::size_t p0 = at + prefix.size(), close = r->body.find('}', p0);
+        if (r->body.compare(close + 1, 2, " 1") == 0) out[std::stoi(r->body.substr(p0))] = name;
+      }
+    }
+    return out;
+  };
   auto keys_on_topic = [&] {
     std::map<std::string, std::vector<std::string>> keys;  // key -> values, in log order
     for (auto& [key, value] : read_topic(brokers, "records", kPartitions))
       if (!value.empty()) keys[key].push_back(std::move(value));
     return keys;
   };
-  auto caught_up = [&] {
-    int64_t n = 0;
-    for (int p = 0; p < kPartitions; ++p) {
-      int64_t most = 0;
+  // Each user's owner (by the partition of the user's events), when every partition has one.
+  auto user_owners = [&](const std::map<int32_t, std::string>& held) {
+    std::map<uint32_t, std::string> out;
+    if (held.size() != static_cast<std::size_t>(kPartitions)) return out;
+    for (uint32_t u = 1; u < log.users.size(); ++u)
       for (const char* w : {"w1", "w2", "w3"}) {
-        const auto o = offsets(w, "events");
-        if (o.count(p)) most = std::max(most, o.at(p));
+        auto store = open_rocksdb_store(dir / w, {.read_only = true});
+        if (const auto p = kafka_partition_of(*store, log.users.ids.key(u))) {
+          out[u] = held.at(*p);
+          break;
+        }
       }
-      n += most;
-    }
-    return n;
+    return out;
   };
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while ((caught_up() < 1800 || keys_on_topic().size() < closed) && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::seconds(1));
-  for (auto& [name, c] : workers) stop(c);
-  ASSERT_EQ(caught_up(), 1800) << testing::read_file(workers["w1"].stderr_path);
-
-  // Events: each user's state in the store that owns its partition now (the one whose
-  // offset is the partition's end) is the in-memory partitioner's, every event once.
-  std::map<int32_t, std::string> owner;
-  std::map<int32_t, int64_t> end;
-  for (const char* w : {"w1", "w2", "w3"})
-    for (const auto& [p, next] : offsets(w, "events"))
-      if (next > end[p]) end[p] = next, owner[p] = w;
-  ASSERT_EQ(owner.size(), static_cast<std::size_t>(kPartitions));
-  std::size_t held = 0;
-  std::map<std::string, std::string> owner_of_user;
-  for (uint32_t u = 1; u < log.users.size(); ++u) {
-    const std::string user = log.users.ids.key(u);
-    std::optional<int32_t> p;
-    for (const char* w : {"w1", "w2", "w3"}) {
+  // Done: every owner has all its partitions' events and a record for each closed partition.
+  auto complete = [&](const std::map<uint32_t, std::string>& by_user) {
+    if (by_user.size() + 1 != log.users.size()) return false;
+    for (const auto& [u, w] : by_user) {
       auto store = open_rocksdb_store(dir / w, {.read_only = true});
-      if (!p) p = kafka_partition_of(*store, user);
+      std::size_t want = 0, have = 0;
+      for (const Partition& p : ref.partitions) want += p.user == u ? 1 : 0;
+      if (read_partitions(*store, log.users.ids.key(u)).size() != want) return false;
+      for (const Variant& v : list_variants(*store))
+        for (const InterestRecord& r : read_interests(*store, v.id(), log.users.ids.key(u)))
+          have += r.call_failed() ? 0 : 1;
+      if (have < want) return false;
     }
-    ASSERT_TRUE(p) << user;
-    owner_of_user[user] = owner[*p];
-    auto store = open_rocksdb_store(dir / owner[*p], {.read_only = true});
-    held += testing::expect_user_matches_partitioner(*store, log, ref, u);
+    return true;
+  };
+  std::map<int32_t, std::string> held;
+  std::map<uint32_t, std::string> owner_of;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  do {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    held = owners();
+    owner_of = user_owners(held);
+  } while (!(complete(owner_of) && keys_on_topic().size() >= closed) && std::chrono::steady_clock::now() < deadline);
+  for (auto& [name, c] : workers) stop(c);
+  ASSERT_EQ(held.size(), static_cast<std::size_t>(kPartitions));
+  ASSERT_EQ(owner_of.size() + 1, log.users.size());
+
+  // Events: each user's state in the store of its partition's owner is the in-memory
+  // partitioner's, every event once.
+  std::size_t held_events = 0;
+  for (const auto& [u, w] : owner_of) {
+    auto store = open_rocksdb_store(dir / w, {.read_only = true});
+    held_events += testing::expect_user_matches_partitioner(*store, log, ref, u);
   }
-  EXPECT_EQ(held, events.size());
+  EXPECT_EQ(held_events, events.size());
 
   // Records: one key per closed partition on the output topic, the latest value the
   // owner's record.
@@ -355,7 +378,7 @@ TEST(KafkaBroker, ChaosThreeWorkersEveryPartitionLearnedOnce) {
     repeated += values.size() - 1;
     const InterestRecord r = InterestRecord::from_json(values.back());
     EXPECT_TRUE(r.ok) << key;
-    auto store = open_rocksdb_store(dir / owner_of_user[r.user], {.read_only = true});
+    auto store = open_rocksdb_store(dir / owner_of.at(log.users.ids.find(r.user)), {.read_only = true});
     const auto mine = read_interest(*store, r.variant, r.user, r.seq);
     ASSERT_TRUE(mine) << key;
     EXPECT_EQ(mine->summary, r.summary) << key;
