@@ -1,7 +1,7 @@
 // The Kafka source against librdkafka's mock cluster (a real Kafka protocol server in
 // process): every event applied once, offsets stored with the state and used on restart
 // (a new consumer group, which has no committed offsets, reads nothing twice), bad
-// messages counted and skipped.
+// messages counted and skipped; the output topic's records published and restored.
 #include <gtest/gtest.h>
 
 #include <librdkafka/rdkafka.h>
@@ -17,8 +17,10 @@
 #include "core/test_ubsp_util.h"
 #include "fixtures.h"
 #include "helpers/store_check.h"
+#include "liber/error.h"
 #include "liber/kafka.h"
 #include "liber/ubsp.h"
+#include "liber/uil.h"
 
 namespace liber {
 namespace {
@@ -41,6 +43,9 @@ class MockKafka {
     bootstraps_ = rd_kafka_mock_cluster_bootstraps(mc);
   }
   ~MockKafka() { producer_->flush(5000); }
+  void create_topic(const std::string& topic, int partitions) {
+    rd_kafka_mock_topic_create(rd_kafka_handle_mock_cluster(producer_->c_ptr()), topic.c_str(), partitions, 1);
+  }
   void send(const std::string& key, const std::string& value) {
     producer_->produce(topic_, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
                        const_cast<char*>(value.data()), value.size(), key.data(), key.size(), 0, nullptr);
@@ -156,6 +161,82 @@ TEST_F(KafkaTest, BadMessagesAreCountedAndSkipped) {
   EXPECT_EQ(s.bad, 2u);
   EXPECT_EQ(s.accepted, events.size());
   EXPECT_EQ(stored_kafka_offsets(*store, "events").at(0), static_cast<int64_t>(events.size() + 2));
+}
+
+
+// The output topic against an independent reference, the records written to the first
+// store: published to the partition of the user's events, restored into a store that lacks
+// them (one partition holds exactly its users' records), a record stored but never
+// acknowledged is published by the next restore, and a partition count that differs from
+// the events topic's is refused.
+TEST_F(KafkaTest, ChangelogRestoresTheRecordsAStoreLacks) {
+  MockKafka kafka("events", 3);
+  kafka.create_topic("records", 3);
+  kafka.create_topic("records2", 2);
+  const std::vector<Event> events = stream(10);
+  for (const Event& e : events) kafka.send(log.users.ids.key(e.user), value(e));
+  kafka.flush();
+  consume(options(kafka.bootstraps(), "g"), [&](const KafkaStats& s) { return s.accepted >= events.size(); });
+  KafkaOptions o = options(kafka.bootstraps(), "g");
+  o.output_topic = "records";
+
+  // Records as the pipeline stores them, under its registered variant: two per user; the
+  // last user's second one is stored but never published (killed between the store write
+  // and the delivery).
+  Variant variant;
+  variant.model = "http:m@fleet";
+  register_variant(*store, variant);
+  std::vector<InterestRecord> made;
+  for (uint32_t u = 1; u < log.users.size(); ++u)
+    for (uint32_t seq = 0; seq < 2; ++seq) {
+      InterestRecord r;
+      r.user = log.users.ids.key(u);
+      r.seq = seq;
+      r.variant = variant.id();
+      r.ok = true;
+      r.quality = "verified";
+      r.summary = "summary of " + r.user + " partition " + std::to_string(seq);
+      r.shift = "none";
+      made.push_back(r);
+      auto batch = store->new_batch();
+      put_interest(*batch, r);
+      store->write(*batch);
+    }
+  {
+    KafkaChangelog out(*store, o);
+    for (std::size_t i = 0; i + 1 < made.size(); ++i) out.publish(made[i]);
+    ASSERT_TRUE(out.flush(std::chrono::seconds(10)));
+    EXPECT_EQ(out.stats().delivered, made.size() - 1);
+    // The restore finds nothing to store here, and publishes the one never acknowledged.
+    for (int32_t p = 0; p < 3; ++p) out.restore(p);
+    ASSERT_TRUE(out.flush(std::chrono::seconds(10)));
+    EXPECT_EQ(out.stats().restored, 0u);
+    EXPECT_EQ(out.stats().restore_skipped, made.size() - 1);
+    EXPECT_EQ(out.stats().delivered, made.size());
+    // Restored again: every record is marked, nothing more is published.
+    for (int32_t p = 0; p < 3; ++p) out.restore(p);
+    ASSERT_TRUE(out.flush(std::chrono::seconds(10)));
+    EXPECT_EQ(out.stats().published, made.size());
+  }
+  // A fresh store restores one partition: exactly the records of the users whose events
+  // are in it, equal to the first store's.
+  for (int32_t p = 0; p < 3; ++p) {
+    auto fresh = open_rocksdb_store(dir / ("fresh" + std::to_string(p)));
+    KafkaChangelog in(*fresh, o);
+    in.restore(p);
+    std::size_t want = 0;
+    for (const InterestRecord& r : made) {
+      const bool mine = kafka_partition_of(*store, r.user) == p;
+      want += mine ? 1 : 0;
+      const auto got = read_interest(*fresh, r.variant, r.user, r.seq);
+      EXPECT_EQ(got.has_value(), mine) << r.user << " " << r.seq;
+      if (got) EXPECT_EQ(got->to_json(), r.to_json());
+    }
+    EXPECT_EQ(in.stats().restored, want);
+    EXPECT_EQ(stored_kafka_offsets(*fresh, "records").count(p), want > 0 ? 1u : 0u);  // where it stopped
+  }
+  o.output_topic = "records2";
+  EXPECT_THROW(KafkaChangelog(*store, o), Error);
 }
 
 }  // namespace
