@@ -246,7 +246,8 @@ int main(int argc, char** argv) {
   // 5. End to end (with --llm-url): a worker (liber serve's Service: Kafka source, pipeline,
   // output topic) over the first users' events, produced at a steady rate; for each closed
   // partition, the time from producing the event that closed it to its record on the output
-  // topic. Partitions close by count only (10 events).
+  // topic. Partitions close by count only (10 events). Then the recovery of those users: their
+// records restored from the output topic, against learning them again.
   if (!llm_url.empty()) {
     const std::string in = topic + "-e2e", out = topic + "-e2e-records";
     if (!create_topic(kafka_sh, broker_dir, in, 6) || !create_topic(kafka_sh, broker_dir, out, 6)) return 1;
@@ -347,6 +348,28 @@ int main(int argc, char** argv) {
                 "output topic; event produced -> record on the topic: p50 %.2f s, p90 %.2f s, p99 %.2f s, max %.2f s\n",
                 events.size(), e2e_users, e2e_rate, llm_url.c_str(), latency.size(), closed_at.size(), q(0.5), q(0.9),
                 q(0.99), latency.empty() ? 0.0 : latency.back());
+
+    // 6. Recovery of those users on a new worker: their events applied again either way
+    // (as the events topic's replay does), then their records restored from the output
+    // topic, against learning them again with the same LLM and settings.
+    auto rebuilt = [&](const std::string& name) {
+      auto st = open_rocksdb_store(dir / name);
+      Ingestor(*st, log, by_count).ingest(events);
+      return st;
+    };
+    auto restored_store = rebuilt("recover-restore");
+    const auto r0 = Clock::now();
+    KafkaChangelog changelog(*restored_store, so.kafka);
+    for (int32_t p = 0; p < 6; ++p) changelog.restore(p);
+    const double restore_s = seconds_since(r0);
+    auto relearned_store = rebuilt("recover-relearn");
+    const auto l0 = Clock::now();
+    const CostReport cost = learn_interests(*relearned_store, *llm, so.pipeline.learn);
+    const double relearn_s = seconds_since(l0);
+    std::printf("recovery of %d users (%zu partitions): restored %llu records from the output topic in %.2f s, 0 LLM "
+                "calls; learning them again took %.1f s and %llu LLM calls (%.0fx longer)\n",
+                e2e_users, closed_at.size(), static_cast<unsigned long long>(changelog.stats().restored), restore_s,
+                relearn_s, static_cast<unsigned long long>(cost.calls), relearn_s / restore_s);
   }
   fs::remove_all(dir);
   return 0;

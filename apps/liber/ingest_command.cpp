@@ -29,7 +29,7 @@ struct IngestFlags {
   double lateness_s = 0;
   std::size_t batch_events = 4096;
   bool sync = false;
-  bool flush = false;
+  bool flush = false, catalog_only = false;
   bool quiet = false;
 };
 
@@ -81,6 +81,9 @@ void add_ingest_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--sync", f->sync, "fsync the write-ahead log after every batch");
   cmd->add_flag("--flush", f->flush, "close every open cache at the end (reason flush)");
+  cmd->add_flag("--catalog-only", f->catalog_only,
+                "store the catalog (items, users) and the rule but none of the events: a store for a "
+                "Kafka worker, whose events come from the topic");
   cmd->add_flag("--quiet", f->quiet, "no progress bar");
   cmd->callback([f, k] {
     PartitionRule rule;
@@ -102,7 +105,7 @@ void add_ingest_command(CLI::App& app) {
     opt.progress_bar = !f->quiet;
     auto store = open_rocksdb_store(f->store);
     Ingestor ing(*store, log, rule, opt);
-    const std::vector<Event> stream = time_ordered(log.events);
+    const std::vector<Event> stream = f->catalog_only ? std::vector<Event>{} : time_ordered(log.events);
     IngestStats st = ing.ingest(stream);
     std::printf("%s", st.summary().c_str());
     if (f->flush) {

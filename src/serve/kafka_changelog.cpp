@@ -4,6 +4,7 @@
 
 #include <mutex>
 #include <thread>
+#include <unordered_set>
 
 #include <fmt/format.h>
 
@@ -11,6 +12,7 @@
 #include "liber/error.h"
 #include "liber/kafka.h"
 #include "liber/log.h"
+#include "liber/serve/kafka_conf.h"
 #include "liber/uil.h"
 
 namespace liber {
@@ -19,11 +21,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-void set(RdKafka::Conf& conf, const std::string& key, const std::string& value) {
-  std::string err;
-  if (conf.set(key, value, err) != RdKafka::Conf::CONF_OK)
-    throw Error(ErrorKind::Config, fmt::format("Kafka setting {}={}: {}", key, value, err));
-}
 
 std::string record_key(const InterestRecord& r) { return fmt::format("{}|{}|{}", r.user, r.seq, r.variant); }
 
@@ -78,12 +75,15 @@ struct KafkaChangelog::Impl : public RdKafka::DeliveryReportCb {
 
   Impl(Store& s, const KafkaOptions& o) : store(s), opt(o) {
     std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-    set(*conf, "bootstrap.servers", opt.brokers);
+    serve::set_kafka_conf(*conf, "bootstrap.servers", opt.brokers);
     // No duplicates or reordering from the producer's own retries; acks=all.
-    set(*conf, "enable.idempotence", "true");
-    set(*conf, "linger.ms", "5");
+    serve::set_kafka_conf(*conf, "enable.idempotence", "true");
+    serve::set_kafka_conf(*conf, "linger.ms", "5");
+    // The user's settings (security, timeouts) too, but for the consumer's own, which a
+    // producer would only warn about.
     for (const auto& [k, v] : opt.config)
-      if (k.rfind("group.", 0) != 0 && k.rfind("session.", 0) != 0 && k != "auto.offset.reset") set(*conf, k, v);
+      if (k.rfind("group.", 0) != 0 && k.rfind("session.", 0) != 0 && k != "auto.offset.reset")
+        serve::set_kafka_conf(*conf, k, v);
     std::string err;
     if (conf->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(this), err) != RdKafka::Conf::CONF_OK)
       throw Error(ErrorKind::Internal, "Kafka: dr_cb: " + err);
@@ -165,10 +165,12 @@ struct KafkaChangelog::Impl : public RdKafka::DeliveryReportCb {
   void restore(int32_t partition) {
     const auto t0 = Clock::now();
     std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-    set(*conf, "bootstrap.servers", opt.brokers);
-    set(*conf, "group.id", opt.group + ".changelog");  // never joined: the partition is assigned
-    set(*conf, "enable.auto.commit", "false");
-    set(*conf, "enable.partition.eof", "true");
+    serve::set_kafka_conf(*conf, "bootstrap.servers", opt.brokers);
+    serve::set_kafka_conf(*conf, "group.id", opt.group + ".changelog");  // never joined: the partition is assigned
+    serve::set_kafka_conf(*conf, "enable.auto.commit", "false");
+    serve::set_kafka_conf(*conf, "enable.partition.eof", "true");
+    for (const auto& [k, v] : opt.config)
+      if (k.rfind("group.", 0) != 0) serve::set_kafka_conf(*conf, k, v);
     std::string err;
     std::unique_ptr<RdKafka::KafkaConsumer> reader(RdKafka::KafkaConsumer::create(conf.get(), err));
     if (!reader) throw Error(ErrorKind::Config, "Kafka: cannot create the changelog reader: " + err);
@@ -185,10 +187,12 @@ struct KafkaChangelog::Impl : public RdKafka::DeliveryReportCb {
       reader->assign(tps);
       RdKafka::TopicPartition::destroy(tps);
       auto batch = store.new_batch();
+      std::unordered_set<std::string> pending;  // marks of the records in `batch`
       auto write = [&] {
         batch->put(kMetaFamily, fmt::format("kafka/{}/{}", opt.output_topic, partition), std::to_string(next));
         store.write(*batch);
         batch->clear();
+        pending.clear();
       };
       auto last_progress = Clock::now();
       while (next < high) {
@@ -216,13 +220,18 @@ struct KafkaChangelog::Impl : public RdKafka::DeliveryReportCb {
                                   m->offset(), e.what()));
           continue;
         }
-        const auto have = read_interest(store, r.variant, r.user, r.seq);
+        // A key seen earlier in this batch (published twice) is not in the store yet: its
+        // later value replaces it, and it counts once.
+        const std::string mark = mark_key(r.variant, r.seq, r.user);
+        const bool again = pending.count(mark) > 0;
+        const auto have = again ? std::nullopt : read_interest(store, r.variant, r.user, r.seq);
         if (have && !have->call_failed()) {
           ++skipped;
         } else {
           put_interest(*batch, r);
-          batch->put(kKafkaFamily, mark_key(r.variant, r.seq, r.user), hash_text(value));
-          ++restored;
+          batch->put(kKafkaFamily, mark, hash_text(value));
+          restored += again ? 0 : 1;
+          pending.insert(mark);
         }
         if (batch->count() >= 512) write();
       }

@@ -11,6 +11,7 @@
 
 #include "liber/error.h"
 #include "liber/log.h"
+#include "liber/serve/kafka_conf.h"
 #include "liber/serve.h"
 
 namespace liber {
@@ -21,11 +22,6 @@ std::string offset_key(const std::string& topic, int32_t partition) {
   return fmt::format("kafka/{}/{}", topic, partition);
 }
 
-void set(RdKafka::Conf& conf, const std::string& key, const std::string& value) {
-  std::string err;
-  if (conf.set(key, value, err) != RdKafka::Conf::CONF_OK)
-    throw Error(ErrorKind::Config, fmt::format("Kafka setting {}={}: {}", key, value, err));
-}
 
 }  // namespace
 
@@ -86,15 +82,15 @@ struct KafkaIngest::Impl : public RdKafka::RebalanceCb {
   // A consumer in the group, subscribed to the events topic.
   void connect() {
     std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-    set(*conf, "bootstrap.servers", opt.brokers);
-    set(*conf, "group.id", opt.group);
+    serve::set_kafka_conf(*conf, "bootstrap.servers", opt.brokers);
+    serve::set_kafka_conf(*conf, "group.id", opt.group);
     // The store holds the offsets that count; Kafka's are committed by hand after each
     // stored batch, for lag tools only.
-    set(*conf, "enable.auto.commit", "false");
-    set(*conf, "enable.auto.offset.store", "false");
-    set(*conf, "auto.offset.reset", "earliest");
-    if (!opt.worker_id.empty()) set(*conf, "group.instance.id", opt.worker_id);
-    for (const auto& [k, v] : opt.config) set(*conf, k, v);
+    serve::set_kafka_conf(*conf, "enable.auto.commit", "false");
+    serve::set_kafka_conf(*conf, "enable.auto.offset.store", "false");
+    serve::set_kafka_conf(*conf, "auto.offset.reset", "earliest");
+    if (!opt.worker_id.empty()) serve::set_kafka_conf(*conf, "group.instance.id", opt.worker_id);
+    for (const auto& [k, v] : opt.config) serve::set_kafka_conf(*conf, k, v);
     std::string err;
     if (conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(this), err) != RdKafka::Conf::CONF_OK)
       throw Error(ErrorKind::Internal, "Kafka: rebalance_cb: " + err);

@@ -23,9 +23,9 @@
 #include "helpers/expect.h"
 #include "helpers/store_check.h"
 #include "liber/kafka.h"
+#include "liber/ubsp.h"
 #include "liber/uil.h"
 #include "llm/llm_server.h"
-#include "liber/ubsp.h"
 #include "serve/serve_child.h"
 
 namespace liber {

@@ -16,6 +16,7 @@
 
 #include "core/test_ubsp_util.h"
 #include "fixtures.h"
+#include "helpers/expect.h"
 #include "helpers/store_check.h"
 #include "liber/error.h"
 #include "liber/kafka.h"
@@ -205,21 +206,27 @@ TEST_F(KafkaTest, ChangelogRestoresTheRecordsAStoreLacks) {
   {
     KafkaChangelog out(*store, o);
     for (std::size_t i = 0; i + 1 < made.size(); ++i) out.publish(made[i]);
+    // The first record made again (a record rewritten): the key twice on the topic.
+    made[0].summary += " (again)";
+    auto batch = store->new_batch();
+    put_interest(*batch, made[0]);
+    store->write(*batch);
+    out.publish(made[0]);
     ASSERT_TRUE(out.flush(std::chrono::seconds(10)));
-    EXPECT_EQ(out.stats().delivered, made.size() - 1);
+    EXPECT_EQ(out.stats().delivered, made.size());
     // The restore finds nothing to store here, and publishes the one never acknowledged.
     for (int32_t p = 0; p < 3; ++p) out.restore(p);
     ASSERT_TRUE(out.flush(std::chrono::seconds(10)));
     EXPECT_EQ(out.stats().restored, 0u);
-    EXPECT_EQ(out.stats().restore_skipped, made.size() - 1);
-    EXPECT_EQ(out.stats().delivered, made.size());
+    EXPECT_EQ(out.stats().restore_skipped, made.size());
+    EXPECT_EQ(out.stats().delivered, made.size() + 1);
     // Restored again: every record is marked, nothing more is published.
     for (int32_t p = 0; p < 3; ++p) out.restore(p);
     ASSERT_TRUE(out.flush(std::chrono::seconds(10)));
-    EXPECT_EQ(out.stats().published, made.size());
+    EXPECT_EQ(out.stats().published, made.size() + 1);
   }
   // A fresh store restores one partition: exactly the records of the users whose events
-  // are in it, equal to the first store's.
+  // are in it, equal to the first store's (a key twice: its latest value, counted once).
   for (int32_t p = 0; p < 3; ++p) {
     auto fresh = open_rocksdb_store(dir / ("fresh" + std::to_string(p)));
     KafkaChangelog in(*fresh, o);
@@ -237,6 +244,33 @@ TEST_F(KafkaTest, ChangelogRestoresTheRecordsAStoreLacks) {
   }
   o.output_topic = "records2";
   EXPECT_THROW(KafkaChangelog(*store, o), Error);
+}
+
+
+// A Kafka worker's store: `liber ingest --catalog-only` keeps the catalog (the users of the
+// events file and the users file, the items) and the rule, and none of the events.
+TEST(KafkaWorkerStore, IngestCatalogOnlyKeepsNoEvents) {
+  const char* cli = std::getenv("LIBER_TEST_CLI");
+  ASSERT_NE(cli, nullptr);
+  TempDir dir{"liber-catalog-only"};
+  testing::write_file(dir / "events.csv", "user_id,item_id,timestamp,rating\nu1,i1,1700000000,5\nu2,i2,1700000100,3\n");
+  testing::write_file(dir / "items.csv", "item_id,title,year,genres\ni1,A,1995,Drama\ni2,B,1996,Comedy\ni3,C,1997,Drama\n");
+  testing::write_file(dir / "users.csv", "user_id,age\nu1,20\nu2,30\nu3,40\n");
+  const testing::CommandResult r = testing::run_command(
+      {cli, "ingest", "--store", (dir / "st").string(), "--dataset", "generic", "--events",
+       (dir / "events.csv").string(), "--items", (dir / "items.csv").string(), "--users",
+       (dir / "users.csv").string(), "--rule-k", "7", "--catalog-only", "--quiet"});
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto store = open_rocksdb_store(dir / "st", {.read_only = true});
+  ASSERT_TRUE(has_catalog(*store));
+  const BehaviorLog log = load_behavior_log(*store);
+  EXPECT_EQ(log.users.size(), 4u);  // row 0 is no user
+  EXPECT_EQ(log.items.size(), 4u);
+  EXPECT_TRUE(log.events.empty());
+  EXPECT_EQ(PartitionRule::parse(*store->get(kMetaFamily, "rule")).count, 7u);
+  std::size_t caches = 0;
+  for_each_cache(*store, [&](const StoredCache&) { ++caches; });
+  EXPECT_EQ(caches, 0u);
 }
 
 }  // namespace
