@@ -30,7 +30,9 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -114,6 +116,25 @@ struct InterestTable {
   std::vector<PartitionVector> partitions;  // by (user key, seq)
   std::vector<float> rows;                  // partitions.size() x width()
   int width() const { return texts * dim; }
+};
+
+// The leakage-safe join, as attach_interests and the Python package do it: for a sample of
+// `user` at `ts`, the rows of the user's partitions whose last behavior is strictly before
+// ts (a partition ending in the sample's own second may hold the sample itself), the most
+// recent out.size() of them, right-aligned (the last slot is the latest), -1 in empty slots.
+class PartitionTimeline {
+ public:
+  explicit PartitionTimeline(const InterestTable& table);
+  // Fills `out`; returns how many slots hold a partition.
+  std::size_t visible(std::string_view user, int64_t ts, std::span<int32_t> out) const;
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  // (t_end, row) of each partition of a user, by seq.
+  std::unordered_map<std::string, std::vector<std::pair<int64_t, int32_t>>, Hash, std::equal_to<>> by_user_;
 };
 
 // Every partition of the variant's set with an ok record of the variant and a vector of the

@@ -166,6 +166,28 @@ ItemTextTable load_item_text_table(Store& store, const BehaviorLog& log) {
   return t;
 }
 
+PartitionTimeline::PartitionTimeline(const InterestTable& table) {
+  std::unordered_map<std::string, std::vector<const PartitionVector*>> parts;
+  for (const PartitionVector& p : table.partitions) parts[p.user].push_back(&p);
+  for (auto& [user, v] : parts) {
+    std::sort(v.begin(), v.end(), [](auto* a, auto* b) { return a->seq < b->seq; });
+    auto& out = by_user_[user];
+    for (const PartitionVector* p : v) out.emplace_back(p->t_end, static_cast<int32_t>(p->row));
+  }
+}
+
+std::size_t PartitionTimeline::visible(std::string_view user, int64_t ts, std::span<int32_t> out) const {
+  std::fill(out.begin(), out.end(), -1);
+  const auto it = by_user_.find(user);
+  if (it == by_user_.end()) return 0;
+  // From the latest partition back: the last out.size() visible ones, in seq order.
+  const auto& parts = it->second;
+  std::size_t k = 0;
+  for (auto p = parts.rbegin(); p != parts.rend() && k < out.size(); ++p)
+    if (p->first < ts) out[out.size() - 1 - k++] = p->second;
+  return k;
+}
+
 void attach_interests(CtrDataset& data, const BehaviorLog& log, const InterestTable& table,
                       const FuseConfig& config, const ItemTextTable* items) {
   if (table.dim <= 0 || table.partitions.empty())
@@ -175,18 +197,11 @@ void attach_interests(CtrDataset& data, const BehaviorLog& log, const InterestTa
   const bool text = config.needs_item_texts();
   if (text && data.schema.target_item_field < 0)
     throw Error(ErrorKind::InvalidInput, "attach_interests: a text query needs a target item field");
-  // User row (the samples' user id) -> that user's partitions, by seq.
-  std::vector<std::vector<const PartitionVector*>> by_user(log.users.ids.size());
-  for (const PartitionVector& p : table.partitions)
-    if (const uint32_t row = log.users.ids.find(p.user); row != 0) by_user[row].push_back(&p);
-  for (auto& v : by_user)
-    std::sort(v.begin(), v.end(), [](auto* a, auto* b) { return a->seq < b->seq; });
-
+  const PartitionTimeline timeline(table);
   const auto m = static_cast<std::size_t>(config.slots);
   const std::size_t width = m + (text ? 1 : 0);
   const std::size_t f = data.schema.sparse.size();
   const auto target = static_cast<std::size_t>(std::max(0, data.schema.target_item_field));
-  std::vector<int32_t> visible;
   for (SampleSet* set : {&data.train, &data.valid, &data.test}) {
     const std::size_t n = set->size();
     if (set->users.size() != n || set->timestamps.size() != n)
@@ -200,15 +215,9 @@ void attach_interests(CtrDataset& data, const BehaviorLog& log, const InterestTa
           set->side[i * width + m] = static_cast<int32_t>(item);
       }
       const uint32_t u = set->users[i];
-      if (u >= by_user.size()) continue;
-      visible.clear();
-      // Strictly before: a partition whose last behavior shares the sample's second may
-      // hold the sample itself.
-      for (const PartitionVector* p : by_user[u])
-        if (p->t_end < set->timestamps[i]) visible.push_back(static_cast<int32_t>(p->row));
-      const std::size_t k = std::min(visible.size(), m);
-      std::copy(visible.end() - static_cast<std::ptrdiff_t>(k), visible.end(),
-                set->side.begin() + static_cast<std::ptrdiff_t>(i * width + (m - k)));
+      if (u == 0 || u >= log.users.size()) continue;
+      timeline.visible(log.users.ids.key(u), set->timestamps[i],
+                       std::span<int32_t>(set->side).subspan(i * width, m));
     }
   }
   data.schema.side = std::move(plug);

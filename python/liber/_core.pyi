@@ -1,0 +1,36 @@
+"""Types of liber's C++ extension (python/src/module.cpp)."""
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+class Error(RuntimeError):
+    """A liber error: the message names the file, field or store it is about."""
+
+class Store:
+    def __init__(self, path: str, writable: bool = False) -> None: ...
+    def users(self) -> list[str]:
+        """Every user with state in the store (external ids, store order)."""
+    def partitions(self, user: str) -> list[dict[str, Any]]:
+        """The user's closed partitions: seq, t_begin, t_end, events, reason."""
+    def variants(self) -> list[dict[str, Any]]:
+        """The named LLM variants: name, id, model, partitions, cascade."""
+    def records(self, user: str, variant: str = "cascade") -> list[dict[str, Any]]:
+        """The user's interest records of a variant: seq, ok, quality, summary, shift, reasons, error, model."""
+    def interest_table(self, knowledge: str, users: list[str] = ...) -> InterestTable:
+        """Partition vectors: "content", a variant name (its verified records), or "VARIANT+content"."""
+
+class InterestTable:
+    knowledge: str
+    encoder: str
+    dim: int
+    width: int
+    layout: str
+    users: list[str]
+    rows: npt.NDArray[np.float32]
+    """[partitions, width], a read-only view of the table (no copy)."""
+    def __len__(self) -> int: ...
+    def partition_index(self) -> npt.NDArray[np.int64]:
+        """[partitions, 4]: seq, t_begin, t_end, row of each partition (users[i] is its user)."""
+    def join(self, users: list[str], timestamps: npt.NDArray[np.int64], slots: int) -> npt.NDArray[np.int32]:
+        """The leakage-safe join (see liber.join)."""
