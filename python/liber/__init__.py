@@ -9,14 +9,15 @@ leakage-safe join of partition vectors onto CTR samples, over liber's C++ librar
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+import itertools
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
 from . import _core
 from ._core import Error, InterestTable, Store
 
-__all__ = ["Error", "InterestTable", "Store", "open_store", "join", "gather"]
+__all__ = ["Error", "InterestTable", "Store", "open_store", "ingest", "join", "gather"]
 
 
 def open_store(path: str, writable: bool = False) -> Store:
@@ -53,3 +54,53 @@ def gather(table: InterestTable, rows: np.ndarray) -> np.ndarray:
     present = rows >= 0
     out[present] = vectors[rows[present]]
     return out
+
+
+_COLUMNS = ("user_id", "item_id", "timestamp")
+
+
+def _ingest_columns(store: Store, cols: Mapping[str, Any], batch: int, progress) -> dict:
+    missing = [c for c in _COLUMNS if c not in cols]
+    if missing:
+        raise ValueError(f"events need the columns user_id, item_id, timestamp (and rating and/or label); "
+                         f"missing: {', '.join(missing)}")
+    users = _user_ids(cols["user_id"])
+    items = _user_ids(cols["item_id"])
+    n = len(users)
+    ts = np.asarray(cols["timestamp"])
+    if ts.dtype.kind not in "iu":
+        raise TypeError(f"timestamp must be integers (unix seconds), not {ts.dtype}")
+    ratings = np.asarray(cols["rating"], dtype=np.float32) if "rating" in cols else np.full(n, np.nan, np.float32)
+    labels = np.asarray(cols["label"], dtype=np.int8) if "label" in cols else np.full(n, -1, np.int8)
+    return store.ingest_events(users, items, np.ascontiguousarray(ts, dtype=np.int64),
+                               np.ascontiguousarray(ratings), np.ascontiguousarray(labels), int(batch), progress)
+
+
+def ingest(store: Store, events, batch: int = 4096,
+           progress: Optional[Callable[[int], Any]] = None) -> dict:
+    """Events into a writable store (open_store(path, writable=True), made by `liber ingest`,
+    e.g. with --catalog-only), through the same durable, idempotent path as the CLI.
+
+    `events`: a pandas DataFrame or a mapping of columns (user_id, item_id, timestamp, and
+    rating and/or label), or an iterable of (user_id, item_id, timestamp, rating) tuples,
+    taken `batch` at a time. `progress(n)` is called after each stored batch with its size
+    (tqdm's update). Returns counts (accepted, duplicates, late, bad, partitions_closed) and
+    `errors`: (index, field, reason) of the first 100 events refused."""
+    if hasattr(events, "columns") or isinstance(events, Mapping):
+        return _ingest_columns(store, events, batch, progress)
+    total: dict = {"accepted": 0, "duplicates": 0, "late": 0, "bad": 0, "partitions_closed": 0, "errors": []}
+    it = iter(events)
+    offset = 0
+    while True:
+        chunk = list(itertools.islice(it, batch))
+        if not chunk:
+            return total
+        if any(len(row) != 4 for row in chunk):
+            raise ValueError("each event must be (user_id, item_id, timestamp, rating)")
+        u, i, t, r = zip(*chunk)
+        got = _ingest_columns(store, {"user_id": u, "item_id": i, "timestamp": np.array(t, dtype=np.int64),
+                                      "rating": r}, batch, progress)
+        for k in ("accepted", "duplicates", "late", "bad", "partitions_closed"):
+            total[k] += got[k]
+        total["errors"] += [(offset + idx, field, why) for idx, field, why in got["errors"]][: 100 - len(total["errors"])]
+        offset += len(chunk)

@@ -17,6 +17,10 @@ class Store:
         """The named LLM variants: name, id, model, partitions, cascade."""
     def records(self, user: str, variant: str = "cascade") -> list[dict[str, Any]]:
         """The user's interest records of a variant: seq, ok, quality, summary, shift, reasons, error, model."""
+    def ingest_events(self, users: list[str], items: list[str], timestamps: npt.NDArray[np.int64],
+                      ratings: npt.NDArray[np.float32], labels: npt.NDArray[np.int8], batch: int,
+                      progress: Any = None) -> dict[str, Any]:
+        """Events into a writable store (see liber.ingest)."""
     def interest_table(self, knowledge: str, users: list[str] = ...) -> InterestTable:
         """Partition vectors: "content", a variant name (its verified records), or "VARIANT+content"."""
 

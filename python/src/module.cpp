@@ -43,6 +43,90 @@ struct PyTable {
   explicit PyTable(InterestTable t) : table(std::move(t)), timeline(std::make_unique<liber::PartitionTimeline>(table)) {}
 };
 
+// One delivery of events from Python into a writable store, through the same Ingestor as
+// `liber ingest` and `liber serve` (the catalog and rule are the store's).
+nb::dict ingest_events(liber::Store& store, const std::vector<std::string>& users,
+                       const std::vector<std::string>& items, nb::ndarray<nb::ro> timestamps, nb::ndarray<nb::ro> ratings,
+                       nb::ndarray<nb::ro> labels, std::size_t batch, nb::object progress) {
+  const std::size_t n = users.size();
+  auto column = [&](nb::ndarray<nb::ro>& a, const char* name, nb::dlpack::dtype dtype, const char* dtype_name) {
+    if (a.ndim() != 1 || a.shape(0) != n)
+      throw nb::value_error(fmt::format("{} must be 1-dimensional with one value per event ({}), not shape {}",
+                                        name, n, a.ndim() == 1 ? std::to_string(a.shape(0)) : "of " + std::to_string(a.ndim()) + " dimensions").c_str());
+    if (a.dtype() != dtype) throw nb::type_error(fmt::format("{} must be {}", name, dtype_name).c_str());
+  };
+  if (items.size() != n)
+    throw nb::value_error(fmt::format("{} users but {} items: one of each per event", n, items.size()).c_str());
+  column(timestamps, "timestamps", nb::dtype<int64_t>(), "int64 (unix seconds)");
+  column(ratings, "ratings", nb::dtype<float>(), "float32 (NaN: none)");
+  column(labels, "labels", nb::dtype<int8_t>(), "int8 (-1: from the rating)");
+  if (batch < 1) throw nb::value_error("batch must be at least 1");
+  if (!liber::has_catalog(store))
+    throw liber::Error(liber::ErrorKind::InvalidInput,
+                       fmt::format("the store at {} has no catalog: make it with liber ingest (--catalog-only "
+                                   "for no events)", store.path().string()));
+  const liber::BehaviorLog log = liber::load_behavior_log(store, /*with_events=*/false);
+  const auto rule = store.get(liber::kMetaFamily, "rule");
+  if (!rule) throw liber::Error(liber::ErrorKind::InvalidInput, "the store records no partition rule");
+  liber::IngestOptions io;
+  io.stream = "python";
+  liber::Ingestor ingestor(store, log, liber::PartitionRule::parse(*rule), io);
+
+  const auto* ts = static_cast<const int64_t*>(timestamps.data());
+  const auto* rt = static_cast<const float*>(ratings.data());
+  const auto* lb = static_cast<const int8_t*>(labels.data());
+  const int64_t ts_stride = timestamps.stride(0), rt_stride = ratings.stride(0), lb_stride = labels.stride(0);
+  nb::list errors;
+  uint64_t counts[4] = {0, 0, 0, 0};  // accepted, duplicate, late, bad
+  uint64_t closed = 0;
+  std::vector<liber::Event> events;
+  std::vector<std::size_t> position;  // each event's index in the input
+  for (std::size_t at = 0; at < n; at += batch) {
+    const std::size_t end = std::min(n, at + batch);
+    events.clear();
+    position.clear();
+    for (std::size_t i = at; i < end; ++i) {
+      const auto k = static_cast<int64_t>(i);
+      const uint32_t u = log.users.ids.find(users[i]), it = log.items.ids.find(items[i]);
+      const int8_t label = lb[k * lb_stride];
+      const char* field = u == 0 ? "user" : it == 0 ? "item" : label < -1 || label > 1 ? "label" : nullptr;
+      if (field) {
+        ++counts[3];
+        if (errors.size() < 100) {
+          const std::string value = u == 0 ? users[i] : it == 0 ? items[i] : std::to_string(label);
+          errors.append(nb::make_tuple(i, field, fmt::format("'{}' is not in the store's catalog", value)));
+        }
+        continue;
+      }
+      events.push_back(liber::Event{u, it, ts[k * ts_stride], rt[k * rt_stride], label});
+      position.push_back(i);
+    }
+    std::vector<liber::AddStatus> outcomes;
+    liber::IngestStats st;
+    {
+      nb::gil_scoped_release release;
+      st = ingestor.deliver(events, &outcomes);
+    }
+    for (std::size_t j = 0; j < outcomes.size(); ++j) {
+      const liber::AddStatus a = outcomes[j];
+      ++counts[a == liber::AddStatus::Accepted ? 0 : a == liber::AddStatus::Duplicate ? 1 : a == liber::AddStatus::Bad ? 3 : 2];
+      if (a == liber::AddStatus::Bad && errors.size() < 100)
+        errors.append(nb::make_tuple(position[j], "timestamp",
+                                     "refused by ingest: a timestamp out of range, or neither a rating nor a label"));
+    }
+    closed += st.partitions();
+    if (!progress.is_none()) progress(end - at);  // tqdm's update(n)
+  }
+  nb::dict out;
+  out["accepted"] = counts[0];
+  out["duplicates"] = counts[1];
+  out["late"] = counts[2];
+  out["bad"] = counts[3];
+  out["partitions_closed"] = closed;
+  out["errors"] = errors;
+  return out;
+}
+
 nb::dict partition_dict(const liber::StoredPartition& p) {
   nb::dict d;
   d["seq"] = p.seq;
@@ -105,6 +189,11 @@ NB_MODULE(_core, m) {
         for (const auto& r : liber::read_interests(*s.store, v->id(), user)) out.append(record_dict(r));
         return out;
       }, "user"_a, "variant"_a = "cascade")
+      .def("ingest_events", [](PyStore& s, const std::vector<std::string>& users, const std::vector<std::string>& items,
+                               nb::ndarray<nb::ro> timestamps, nb::ndarray<nb::ro> ratings, nb::ndarray<nb::ro> labels, std::size_t batch,
+                               nb::object progress) {
+        return ingest_events(*s.store, users, items, timestamps, ratings, labels, batch, progress);
+      }, "users"_a, "items"_a, "timestamps"_a, "ratings"_a, "labels"_a, "batch"_a, "progress"_a = nb::none())
       .def("interest_table", [](PyStore& s, const std::string& knowledge, const std::vector<std::string>& users) {
         InterestTable t;
         {
@@ -144,7 +233,7 @@ NB_MODULE(_core, m) {
         const std::size_t shape[2] = {n, 4};
         return nb::ndarray<nb::numpy, int64_t, nb::ndim<2>>(data, 2, shape, owner);
       })
-      .def("join", [](PyTable& t, const std::vector<std::string>& users, nb::ndarray<> timestamps, int slots) {
+      .def("join", [](PyTable& t, const std::vector<std::string>& users, nb::ndarray<nb::ro> timestamps, int slots) {
         if (slots < 1) throw nb::value_error(fmt::format("slots must be at least 1, not {}", slots).c_str());
         if (timestamps.ndim() != 1)
           throw nb::value_error(fmt::format("timestamps must be 1-dimensional, not {}-dimensional",

@@ -29,8 +29,13 @@ def make_events(users=6, items=20, per_user=17, seed=3):
     return rows
 
 
+def run(*args):
+    return subprocess.run([cli(), *args], check=True, capture_output=True, text=True)
+
+
 @pytest.fixture(scope="session")
-def fixture_store(tmp_path_factory):
+def dataset(tmp_path_factory):
+    """The generic dataset's files (items.csv, events.csv) and its events."""
     d = tmp_path_factory.mktemp("liber-py")
     events = make_events()
     genres = ["Drama", "Comedy", "Horror", "Sci-Fi"]
@@ -38,9 +43,28 @@ def fixture_store(tmp_path_factory):
         f"i{n},Film number {n},{1980 + n},{genres[n % 4]}\n" for n in range(1, 21)))
     (d / "events.csv").write_text("user_id,item_id,timestamp,rating\n" + "".join(
         f"{u},{i},{t},{r}\n" for u, i, t, r in events))
+    return d, events
+
+
+def ingest_args(d, store):
+    return ["ingest", "--store", str(store), "--dataset", "generic", "--events", str(d / "events.csv"),
+            "--items", str(d / "items.csv"), "--rule-k", str(K), "--quiet"]
+
+
+@pytest.fixture(scope="session")
+def fixture_store(dataset):
+    """The events ingested by the CLI, the item texts encoded."""
+    d, events = dataset
     store = d / "store"
-    run = lambda *args: subprocess.run([cli(), *args], check=True, capture_output=True, text=True)
-    run("ingest", "--store", str(store), "--dataset", "generic", "--events", str(d / "events.csv"),
-        "--items", str(d / "items.csv"), "--rule-k", str(K), "--quiet")
+    run(*ingest_args(d, store))
     run("encode", "--store", str(store))
+    return store, events
+
+
+@pytest.fixture
+def catalog_store(dataset, tmp_path):
+    """A store with the catalog and the rule but no events (liber ingest --catalog-only)."""
+    d, events = dataset
+    store = tmp_path / "catalog-only"
+    run(*ingest_args(d, store), "--catalog-only")
     return store, events

@@ -80,6 +80,10 @@ def test_join_equals_the_leakage_rule_by_brute_force(fixture_store):
         got = liber.join(table, users, timestamps, slots)
         assert got.dtype == np.int32 and got.shape == (len(users), slots)
         np.testing.assert_array_equal(got, brute_force_join(table, users, timestamps, slots))
+    # A read-only array (a pandas column, a memory map) is read in place.
+    frozen = timestamps.copy()
+    frozen.setflags(write=False)
+    np.testing.assert_array_equal(liber.join(table, users, frozen, 8), got)
     vectors = liber.gather(table, got)
     assert vectors.shape == (len(users), 8, table.width)
     np.testing.assert_array_equal(vectors[got < 0], 0)
