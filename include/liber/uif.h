@@ -36,6 +36,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "liber/data.h"
@@ -118,10 +119,15 @@ struct InterestTable {
   int width() const { return texts * dim; }
 };
 
-// The leakage-safe join, as attach_interests and the Python package do it: for a sample of
-// `user` at `ts`, the rows of the user's partitions whose last behavior is strictly before
-// ts (a partition ending in the sample's own second may hold the sample itself), the most
-// recent out.size() of them, right-aligned (the last slot is the latest), -1 in empty slots.
+// The leakage rule, over one user's partitions as (t_end, row) in seq order: for a sample
+// at `ts`, the rows of the partitions whose last behavior is strictly before ts (a partition
+// ending in the sample's own second may hold the sample itself), the most recent out.size()
+// of them, right-aligned (the last slot is the latest), -1 in empty slots. Returns how many
+// slots hold a partition. The trainer, the scorer and the Python package all join with it.
+std::size_t visible_partitions(std::span<const std::pair<int64_t, int32_t>> by_seq, int64_t ts,
+                               std::span<int32_t> out);
+
+// visible_partitions for samples of any user of a table (attach_interests, the Python join).
 class PartitionTimeline {
  public:
   explicit PartitionTimeline(const InterestTable& table);

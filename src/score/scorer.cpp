@@ -21,11 +21,11 @@ namespace liber {
 namespace fs = std::filesystem;
 
 struct Scorer::Impl {
-  // A user's partition with knowledge, as the fuse layer's table holds it.
-  struct Part {
-    uint32_t seq = 0;
-    int64_t t_end = 0;
-    int64_t row = 0;
+  // A user's partitions with knowledge, by seq: each one's seq, and its (t_end, row of the
+  // fuse layer's table) as visible_partitions reads them.
+  struct Parts {
+    std::vector<uint32_t> seq;
+    std::vector<std::pair<int64_t, int32_t>> at;
   };
 
   Store& store;
@@ -41,7 +41,7 @@ struct Scorer::Impl {
 
   // The table's users: a shared lock to score, the unique one to add rows.
   mutable std::shared_mutex mutex;
-  std::unordered_map<std::string, std::vector<Part>> users;  // by seq
+  std::unordered_map<std::string, Parts> users;
   int64_t rows = 0;
   std::mutex stale_mutex;
   std::unordered_set<std::string> stale;
@@ -120,19 +120,19 @@ struct Scorer::Impl {
       throw Error(ErrorKind::InvalidInput,
                   fmt::format("model {} reads vectors of {} ({} dimensions); store {} has {} ({})",
                               dir.string(), info.encoder, info.dim, store.path().string(), t.encoder, t.dim));
-    std::vector<Part>& parts = users[user];
-    std::unordered_map<uint32_t, int64_t> known;
-    for (const Part& p : parts) known[p.seq] = p.row;
+    Parts& parts = users[user];
+    std::unordered_map<uint32_t, int32_t> known;
+    for (std::size_t i = 0; i < parts.seq.size(); ++i) known[parts.seq[i]] = parts.at[i].second;
     std::vector<float> added;
-    std::vector<Part> next;
+    std::vector<std::pair<uint32_t, std::pair<int64_t, int32_t>>> next;  // seq, (t_end, row)
     const auto w = static_cast<std::size_t>(t.width());
     int64_t row = rows;
     for (const PartitionVector& p : t.partitions) {
       if (auto k = known.find(p.seq); k != known.end()) {
-        next.push_back({p.seq, p.t_end, k->second});
+        next.push_back({p.seq, {p.t_end, k->second}});
         continue;
       }
-      next.push_back({p.seq, p.t_end, row++});
+      next.push_back({p.seq, {p.t_end, static_cast<int32_t>(row++)}});
       added.insert(added.end(), t.rows.begin() + static_cast<std::ptrdiff_t>(p.row * w),
                    t.rows.begin() + static_cast<std::ptrdiff_t>((p.row + 1) * w));
     }
@@ -141,8 +141,13 @@ struct Scorer::Impl {
       fuse->append_rows(torch::from_blob(added.data(), {n, static_cast<int64_t>(w)}, torch::kFloat));
       rows += n;
     }
-    std::sort(next.begin(), next.end(), [](const Part& a, const Part& b) { return a.seq < b.seq; });
-    parts = std::move(next);
+    std::sort(next.begin(), next.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    parts.seq.clear();
+    parts.at.clear();
+    for (const auto& [seq, at] : next) {
+      parts.seq.push_back(seq);
+      parts.at.push_back(at);
+    }
   }
 
   // The user's last history_length items before `ts`, most recent first (model rows).
@@ -172,20 +177,15 @@ struct Scorer::Impl {
     for (const std::string& item : items)
       builder->append(set, user_row, catalog.items.ids.find(item), ts, recent, 0.0f);
     if (fuse) {
-      // The training's leakage rule (attach_interests): partitions closed strictly before
-      // the request, the most recent `slots`, right-aligned.
+      // The training's leakage rule (visible_partitions, as attach_interests applies it).
       const auto m = static_cast<std::size_t>(info.fuse.slots);
-      std::vector<int32_t> visible;
+      std::vector<int32_t> visible(m, -1);
       if (auto it = users.find(user); it != users.end())
-        for (const Part& p : it->second)
-          if (p.t_end < ts) visible.push_back(static_cast<int32_t>(p.row));
-      const std::size_t k = std::min(visible.size(), m);
-      out.partitions = k;
+        out.partitions = visible_partitions(it->second.at, ts, visible);
       const std::size_t width = m + (text_item ? 1 : 0);
       set.side.assign(items.size() * width, -1);
       for (std::size_t i = 0; i < items.size(); ++i) {
-        std::copy(visible.end() - static_cast<std::ptrdiff_t>(k), visible.end(),
-                  set.side.begin() + static_cast<std::ptrdiff_t>(i * width + (m - k)));
+        std::copy(visible.begin(), visible.end(), set.side.begin() + static_cast<std::ptrdiff_t>(i * width));
         if (text_item) {
           const uint32_t row = catalog.items.ids.find(items[i]);
           if (row < item_has_text.size() && item_has_text[row]) set.side[i * width + m] = static_cast<int32_t>(row);

@@ -176,16 +176,23 @@ PartitionTimeline::PartitionTimeline(const InterestTable& table) {
   }
 }
 
-std::size_t PartitionTimeline::visible(std::string_view user, int64_t ts, std::span<int32_t> out) const {
+std::size_t visible_partitions(std::span<const std::pair<int64_t, int32_t>> by_seq, int64_t ts,
+                               std::span<int32_t> out) {
   std::fill(out.begin(), out.end(), -1);
-  const auto it = by_user_.find(user);
-  if (it == by_user_.end()) return 0;
   // From the latest partition back: the last out.size() visible ones, in seq order.
-  const auto& parts = it->second;
   std::size_t k = 0;
-  for (auto p = parts.rbegin(); p != parts.rend() && k < out.size(); ++p)
+  for (auto p = by_seq.rbegin(); p != by_seq.rend() && k < out.size(); ++p)
     if (p->first < ts) out[out.size() - 1 - k++] = p->second;
   return k;
+}
+
+std::size_t PartitionTimeline::visible(std::string_view user, int64_t ts, std::span<int32_t> out) const {
+  const auto it = by_user_.find(user);
+  if (it == by_user_.end()) {
+    std::fill(out.begin(), out.end(), -1);
+    return 0;
+  }
+  return visible_partitions(it->second, ts, out);
 }
 
 void attach_interests(CtrDataset& data, const BehaviorLog& log, const InterestTable& table,
