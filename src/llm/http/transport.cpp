@@ -64,12 +64,16 @@ bool retryable(CURLcode rc) {
 
 }  // namespace
 
+bool HttpEngineImpl::another_in_rotation(int except) const {
+  for (std::size_t i = 0; i < endpoints_.size(); ++i)
+    if (static_cast<int>(i) != except && !endpoints_[i].ejected) return true;
+  return false;
+}
+
 int HttpEngineImpl::pick_endpoint(const Job& job) const {
   const auto now = Clock::now();
   // The server that just failed this job waits out its backoff while another is in rotation.
-  bool another_up = false;
-  for (int i = 0; i < static_cast<int>(endpoints_.size()); ++i)
-    another_up = another_up || (i != job.failed_endpoint && !endpoints_[static_cast<std::size_t>(i)].ejected);
+  const bool another_up = another_in_rotation(job.failed_endpoint);
   int best = -1;
   for (int i = 0; i < static_cast<int>(endpoints_.size()); ++i) {
     const Endpoint& e = endpoints_[static_cast<std::size_t>(i)];
@@ -173,8 +177,7 @@ void HttpEngineImpl::settle(std::unique_ptr<Job> job, CURLcode rc,
       delay = std::min(static_cast<double>(retry_after), std::max(opt_.backoff_max_s, 60.0));
     // Another server in rotation takes it at once (pick_endpoint keeps it off the one that
     // failed): the backoff spares that one.
-    for (std::size_t i = 0; i < endpoints_.size(); ++i)
-      if (static_cast<int>(i) != job->failed_endpoint && !endpoints_[i].ejected && retry_after < 0) delay = 0;
+    if (retry_after < 0 && another_in_rotation(job->failed_endpoint)) delay = 0;
     ++job->failures;
     ++stats_.retries;
     job->due = Clock::now() + std::chrono::duration_cast<Clock::duration>(

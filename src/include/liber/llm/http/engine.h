@@ -126,6 +126,8 @@ class HttpEngineImpl final : public HttpEngine {
   // free slot, another than the one that just failed when there is one; an ejected server
   // whose wait is over takes one probe. -1 when none can take it now.
   int pick_endpoint(const Job& job) const;
+  // A server other than `except` (-1: none excepted) is in rotation.
+  bool another_in_rotation(int except) const;
   // A finished attempt's effect on its server's health.
   void endpoint_done(Job& job, bool failed);
   // (Re)starts job's transfer on the multi handle, on server `endpoint`.
