@@ -20,6 +20,7 @@
 
 #include "core/test_ubsp_util.h"
 #include "fixtures.h"
+#include "helpers/event_json.h"
 #include "helpers/expect.h"
 #include "helpers/store_check.h"
 #include "liber/kafka.h"
@@ -67,8 +68,7 @@ void produce_events(const std::string& brokers, const std::string& topic, const 
   ASSERT_TRUE(p) << err;
   for (const Event& e : events) {
     const std::string key = log.users.ids.key(e.user);
-    const std::string value = json{{"user", key}, {"item", log.items.ids.key(e.item)}, {"ts", e.ts},
-                                   {"rating", e.rating}}.dump();
+    const std::string value = testing::event_json(log, e);
     while (p->produce(topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
                       const_cast<char*>(value.data()), value.size(), key.data(), key.size(), 0,
                       nullptr) == RdKafka::ERR__QUEUE_FULL)

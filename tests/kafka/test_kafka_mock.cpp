@@ -16,6 +16,7 @@
 
 #include "core/test_ubsp_util.h"
 #include "fixtures.h"
+#include "helpers/event_json.h"
 #include "helpers/expect.h"
 #include "helpers/store_check.h"
 #include "liber/error.h"
@@ -113,11 +114,7 @@ class KafkaTest : public ::testing::Test {
                             static_cast<float>(1 + rng() % 5), -1});
     return time_ordered(out);
   }
-  std::string value(const Event& e) const {
-    return json{{"user", log.users.ids.key(e.user)}, {"item", log.items.ids.key(e.item)}, {"ts", e.ts},
-                {"rating", e.rating}}
-        .dump();
-  }
+  std::string value(const Event& e) const { return testing::event_json(log, e); }
 };
 
 TEST_F(KafkaTest, EveryEventOnceAndARestartReadsFromTheStoredOffsets) {

@@ -18,6 +18,7 @@
 
 #include "core/test_ubsp_util.h"
 #include "fixtures.h"
+#include "helpers/event_json.h"
 #include "helpers/store_check.h"
 #include "liber/serve.h"
 #include "serve/model_fixture.h"
@@ -76,9 +77,7 @@ TEST(ServeCrash, EveryEventStoredExactlyOnceAcrossSigkills) {
     while (acked < events.size()) {
       json batch = json::array();
       for (std::size_t i = acked; i < std::min(events.size(), acked + kBatch); ++i)
-        batch.push_back({{"user", log.users.ids.key(events[i].user)},
-                         {"item", log.items.ids.key(events[i].item)},
-                         {"ts", events[i].ts}, {"rating", events[i].rating}});
+        batch.push_back(testing::event_object(log, events[i]));
       auto r = client.Post("/v1/events", batch.dump(), "application/json");
       if (!r || r->status != 200) break;  // killed: resend from `acked` after the restart
       const json body = json::parse(r->body);

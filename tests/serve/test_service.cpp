@@ -18,6 +18,7 @@
 
 #include "core/test_ubsp_util.h"
 #include "fixtures.h"
+#include "helpers/event_json.h"
 #include "liber/error.h"
 #include "liber/serve.h"
 #include "serve/model_fixture.h"
@@ -27,16 +28,11 @@ namespace liber {
 namespace {
 
 using json = nlohmann::json;
+using testing::event_json;
 using testing::TempDir;
 using testing::tiny_log;
 
 constexpr const char* kToken = "s3cret-token";
-
-std::string event_json(const BehaviorLog& log, const Event& e) {
-  return json{{"user", log.users.ids.key(e.user)}, {"item", log.items.ids.key(e.item)},
-              {"ts", e.ts}, {"rating", e.rating}}
-      .dump();
-}
 
 std::string array_of(const BehaviorLog& log, std::span<const Event> events) {
   std::string s = "[";
