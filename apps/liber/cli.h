@@ -40,23 +40,15 @@ struct StoreOnly {
   void check(const char* command) const;  // throws Error(Config) when a data flag was given
 };
 
-// --engine llama|http and its options.
+// --engine llama|http and its options (EngineSpec's fields as flags).
 struct EngineFlags {
-  std::string engine = "llama";
-  std::string model;
-  std::string base_url, api_model;
-  // 4096 KV cells per sequence: a K = 50 ML-1M partition renders to ~1,300 tokens, so
-  // the engine's per-sequence share (context / parallel) must be well above 1,024.
-  int parallel = 8, context = 32768, threads = 0;
-  // The knowledge encoder's flags (liber encode): the default model is the sentence
-  // encoder, and the llama engine is built for embeddings only.
-  bool encoder = false;
+  EngineSpec spec;
   // Before every option name: "encoder-" gives --encoder-engine, --encoder-model, ... (liber
   // serve takes an LLM and an encoder).
   std::string prefix;
 
   void add_to(CLI::App& cmd);
-  std::unique_ptr<LlmEngine> make() const;
+  std::unique_ptr<LlmEngine> make() const { return make_engine(spec); }
 };
 
 // Thrown by a command that stopped on Ctrl-C after saving its work and printing its report:

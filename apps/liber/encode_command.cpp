@@ -25,7 +25,7 @@ void add_encode_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "encode", "UIF: embed every interest record and item description (incremental)");
   cmd->add_option("--store", f->store, "state store directory (RocksDB)")->capture_default_str();
-  f->engine.encoder = true;
+  f->engine.spec.encoder = true;
   f->engine.add_to(*cmd);
   cmd->add_option("--batch", f->options.batch, "texts per embedding call and store write")
       ->capture_default_str();

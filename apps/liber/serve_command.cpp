@@ -89,7 +89,7 @@ void add_serve_command(CLI::App& app) {
                   "compute threads of one score request (requests run in parallel on the request "
                   "threads)")->capture_default_str();
   f->llm.add_to(*cmd);
-  f->encoder.encoder = true;
+  f->encoder.spec.encoder = true;
   f->encoder.prefix = "encoder-";
   f->encoder.add_to(*cmd);
   cmd->add_option("--variant", f->variant, "the variant the pipeline learns (as liber learn)")

@@ -119,6 +119,23 @@ struct HttpOptions {
 };
 std::unique_ptr<LlmEngine> make_http_engine(const HttpOptions& options);
 
+// An engine by name, from the settings `liber learn`/`encode`/`serve` take as flags and the
+// Python package as arguments.
+struct EngineSpec {
+  std::string engine = "llama";    // llama (in process) | http (OpenAI-compatible)
+  std::string model;               // llama: GGUF file; empty = the default (below)
+  std::string base_url, api_model; // http: server URL(s), comma-separated; model name
+  // 4096 KV cells per sequence: a K = 50 ML-1M partition renders to ~1,300 tokens, so the
+  // llama engine's per-sequence share (context / parallel) must be well above 1,024.
+  int parallel = 8;                // llama: sequences at once; http: requests per server
+  int context = 32768, threads = 0;  // llama: KV cells of all sequences; threads (0 = all)
+  // The knowledge encoder: the default model is the sentence encoder, and the llama engine
+  // is built for embeddings only.
+  bool encoder = false;
+};
+// Throws Error(Config) for an unknown engine or an http engine without URL or model name.
+std::unique_ptr<LlmEngine> make_engine(const EngineSpec& spec);
+
 // The default model: Gemma 3 270M Q4_K_M, assembled by scripts/setup.sh from the PyPI
 // package into the cache. Returns its path or throws Error(Config) with what to run.
 // $LIBER_MODEL overrides it.

@@ -5,14 +5,21 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace liber {
 
+// Told of every advance of a long run, with the run's total (0 = unknown): how a caller that
+// draws its own progress (the Python package's tqdm) follows the library's work. Called on
+// the thread that advanced.
+using ProgressCallback = std::function<void(uint64_t advanced, uint64_t total)>;
+
 class ProgressBar {
  public:
+  // `enabled`: draw the bar; `observer` is told of every advance either way.
   ProgressBar(std::string label, uint64_t total, std::string unit = "samples",
-              bool enabled = true);
+              bool enabled = true, ProgressCallback observer = {});
   ~ProgressBar();
   ProgressBar(const ProgressBar&) = delete;
   ProgressBar& operator=(const ProgressBar&) = delete;
@@ -30,6 +37,7 @@ class ProgressBar {
   std::string label_, unit_;
   uint64_t total_, done_ = 0;
   bool enabled_, tty_, finished_ = false;
+  ProgressCallback observer_;
   int last_decile_ = -1;
   std::chrono::steady_clock::time_point start_, last_draw_;
 };

@@ -69,6 +69,7 @@ struct EncodeOptions {
   // an error, true deletes them and encodes everything with this one.
   bool replace = false;
   bool progress_bar = false;
+  ProgressCallback on_progress;  // texts embedded (and the run's total), after each batch
   const std::atomic<bool>* stop = nullptr;  // finish the current batch, then return
 };
 

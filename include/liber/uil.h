@@ -54,6 +54,7 @@
 
 #include "liber/data.h"
 #include "liber/llm.h"
+#include "liber/progress.h"
 #include "liber/store.h"
 #include "liber/ubsp.h"
 
@@ -330,6 +331,7 @@ struct LearnOptions {
   bool use_cache = true;        // reuse an identical prompt's output on the same model
   bool sync = false;            // fsync every record write
   bool progress_bar = false;
+  ProgressCallback on_progress;  // partitions done (and the run's total), as each is stored
   // Naive re-summarisation cost: exact count_tokens over the rendered naive prompts when
   // their total text is at most this many bytes, otherwise the per-partition-block sum.
   std::size_t naive_exact_bytes = 64u << 20;

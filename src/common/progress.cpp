@@ -12,9 +12,11 @@
 
 namespace liber {
 
-ProgressBar::ProgressBar(std::string label, uint64_t total, std::string unit, bool enabled)
+ProgressBar::ProgressBar(std::string label, uint64_t total, std::string unit, bool enabled,
+                         ProgressCallback observer)
     : label_(std::move(label)), unit_(std::move(unit)), total_(total), enabled_(enabled),
-      tty_(isatty(STDERR_FILENO) == 1), start_(std::chrono::steady_clock::now()),
+      tty_(isatty(STDERR_FILENO) == 1), observer_(std::move(observer)),
+      start_(std::chrono::steady_clock::now()),
       last_draw_(start_) {}
 
 ProgressBar::~ProgressBar() { finish(); }
@@ -25,6 +27,7 @@ double ProgressBar::elapsed_seconds() const {
 
 void ProgressBar::advance(uint64_t n) {
   done_ += n;
+  if (observer_) observer_(n, total_);
   if (!enabled_ || finished_) return;
   auto now = std::chrono::steady_clock::now();
   if (tty_) {

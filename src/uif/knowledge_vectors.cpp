@@ -206,7 +206,7 @@ EncodeReport encode_knowledge(Store& store, LlmEngine& encoder, const EncodeOpti
 
   std::size_t total_texts = 0;
   for (const Job& j : jobs) total_texts += j.texts.size();
-  ProgressBar bar("uif encode", total_texts, "texts", opt.progress_bar);
+  ProgressBar bar("uif encode", total_texts, "texts", opt.progress_bar, opt.on_progress);
   std::size_t next = 0;
   while (next < jobs.size()) {
     if (opt.stop && opt.stop->load()) {

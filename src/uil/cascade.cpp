@@ -366,8 +366,9 @@ CostReport learn_interests(Store& store, LlmEngine& engine, const LearnOptions& 
   std::vector<std::pair<std::size_t, std::size_t>> processed;
   {
     std::unique_ptr<ProgressBar> bar;
-    if (opt.progress_bar && pending > 0)
-      bar = std::make_unique<ProgressBar>("uil cascade", pending, "partitions");
+    if ((opt.progress_bar || opt.on_progress) && pending > 0)
+      bar = std::make_unique<ProgressBar>("uil cascade", pending, "partitions", opt.progress_bar,
+                                          opt.on_progress);
     CascadeSource source(store, log, engine, opt, tmpl, variant, users, cost, bar.get());
     if (pending > 0) engine.run(source);
     if (bar) bar->finish();

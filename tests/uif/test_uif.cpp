@@ -269,8 +269,14 @@ TEST(UifEncode, RealEncoderStoresReusesReencodesAndRefusesAnother) {
   put_record(*store, "3", 1, true, "The movie is about a cowboy.", "None.", "rejected");  // no vector
   LlmEngine& engine = shared_encoder();
 
-  EncodeReport r = encode_knowledge(*store, engine, EncodeOptions{.items = false, .batch = 3});
+  uint64_t advanced = 0, total = 0, calls = 0;  // what a caller's own progress bar is told
+  EncodeReport r = encode_knowledge(*store, engine, EncodeOptions{.items = false, .batch = 3, .on_progress = [&](uint64_t n, uint64_t t) {
+    advanced += n, total = t, ++calls;
+  }});
   std::printf("%s", r.summary().c_str());
+  EXPECT_EQ(advanced, r.texts);
+  EXPECT_EQ(total, r.texts);
+  EXPECT_GE(calls, r.texts / 3);  // once per embedded batch
   EXPECT_EQ(r.encoder, engine.model_id());
   EXPECT_EQ(r.dim, 384);  // all-MiniLM-L6-v2
   EXPECT_EQ(r.partitions_encoded, 4u);

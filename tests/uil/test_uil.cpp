@@ -280,8 +280,13 @@ TEST(UilCascade, SummarisesEveryPartitionInCascade) {
   const BehaviorLog log = testing::ingest_ml1m_fixture(dir / "data", dir / "store", 3, 12, 6);  // 3 x 2 partitions
   LlmEngine& engine = shared_engine();
   auto store = open_rocksdb_store(dir / "store");
-  const CostReport cost = learn_interests(*store, engine, test_options());
+  LearnOptions opt = test_options();
+  uint64_t advanced = 0, total = 0;  // what a caller's own progress bar is told
+  opt.on_progress = [&](uint64_t n, uint64_t t) { advanced += n, total = t; };
+  const CostReport cost = learn_interests(*store, engine, opt);
   std::printf("%s", cost.summary().c_str());
+  EXPECT_EQ(advanced, 6u);
+  EXPECT_EQ(total, 6u);
   EXPECT_EQ(cost.users, 3u);
   EXPECT_EQ(cost.partitions_total, 6u);
   EXPECT_EQ(cost.partitions_ok, 6u);
