@@ -36,9 +36,10 @@ packages=(
   openjdk-17-jre-headless maven     # tests only: the real Kafka broker (scripts/kafka.sh) and its jars
   gnuplot-nox                       # liber experiment: the AUC chart (PNG)
   python3-venv                      # liber's venv (llama-cpp-python, the default model)
+  python3-torch python3-numpy python3-pandas   # the Python package's tests (liber.fuse against PyTorch 1.13)
 )
 if [ "$want_bench" = 1 ]; then
-  packages+=(python3-pip python3-torch python3-numpy python3-pandas python3-sklearn python3-yaml python3-h5py python3-tqdm)
+  packages+=(python3-pip python3-sklearn python3-yaml python3-h5py python3-tqdm)
   packages+=(clang-14 libclang-rt-14-dev)  # bench/fuzz.sh: libFuzzer
 fi
 

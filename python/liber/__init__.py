@@ -6,10 +6,19 @@ leakage-safe join of partition vectors onto CTR samples, over liber's C++ librar
 >>> table = store.interest_table("cascade")          # or "content", "cascade+content"
 >>> rows = table.join(users, timestamps, slots=8)    # int32 [n, 8], -1 where empty
 >>> vectors = liber.gather(table, rows)              # float32 [n, 8, table.width]
+
+The stages run from Python with the CLI's options, the GIL released, progress to a callback
+or a tqdm bar, and Ctrl-C stopping them cleanly (what is in flight is stored first):
+
+>>> store = liber.open_store("liber-state", writable=True)
+>>> liber.learn(store, engine="http", base_url="http://127.0.0.1:8000/v1", api_model="m",
+...             first_users=100, progress=tqdm())
+>>> liber.encode(store, progress=tqdm())
 """
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
@@ -17,7 +26,80 @@ import numpy as np
 from . import _core
 from ._core import Error, InterestTable, Store
 
-__all__ = ["Error", "InterestTable", "Store", "open_store", "ingest", "join", "gather"]
+__all__ = ["Error", "InterestTable", "Store", "open_store", "ingest", "learn", "encode", "join", "gather"]
+
+Progress = Optional[Any]  # None, a callable taking the count just done, or a tqdm-like bar
+
+
+def _progress(progress: Progress) -> Optional[Callable[[int, int], Any]]:
+    """The library reports (advanced, total): a tqdm-like bar (update() and total) gets its
+    total set and update(advanced); any other callable gets advanced (like tqdm.update)."""
+    if progress is None:
+        return None
+    if hasattr(progress, "update") and hasattr(progress, "total"):
+        def to_bar(advanced: int, total: int) -> None:
+            if total and progress.total != total:
+                progress.total = total
+                if hasattr(progress, "refresh"):
+                    progress.refresh()
+            progress.update(advanced)
+        return to_bar
+    if not callable(progress):
+        raise TypeError(f"progress must be a callable or a tqdm-like bar, not {type(progress).__name__}")
+    return lambda advanced, total: progress(advanced)
+
+
+def _engine(engine: str, model: Optional[str], base_url: Optional[str], api_model: Optional[str],
+            parallel: Optional[int], context: Optional[int], threads: Optional[int]) -> dict:
+    spec: dict = {"engine": engine}
+    for key, value in (("model", model), ("base_url", base_url), ("api_model", api_model),
+                       ("parallel", parallel), ("context", context), ("threads", threads)):
+        if value is not None:
+            spec[key] = value
+    return spec
+
+
+def learn(store: Store, *, engine: str = "llama", model: Optional[str] = None,
+          base_url: Optional[str] = None, api_model: Optional[str] = None,
+          parallel: Optional[int] = None, context: Optional[int] = None, threads: Optional[int] = None,
+          variant: str = "cascade", partitions: str = "ubsp", cascade: bool = True,
+          first_users: int = 0, sample: int = 0, sample_seed: int = 1,
+          only_users: Optional[Sequence] = None, max_partitions: int = 0, max_tokens: int = 200,
+          temperature: float = 0.2, repeat_penalty: float = 1.3, seed: int = 42, retries: int = 2,
+          candidates: int = 3, item_knowledge: bool = False, cache: bool = True, sync: bool = False,
+          progress: Progress = None) -> dict:
+    """UIL, as `liber learn`: every pending partition summarised in cascade by the LLM, each
+    record verified and stored as it completes (incremental: a rerun does only what is left).
+
+    The engine: "llama" (in process; `model` a GGUF file, default Gemma 3 270M from setup) or
+    "http" (an OpenAI-compatible server or fleet: `base_url`, comma-separated for several,
+    and `api_model`). The other arguments are `liber learn`'s flags of the same names
+    (first_users is --first-users, only_users --user-list, cascade=False --no-cascade).
+    `progress` is told of every partition stored. Returns the run's cost report (the JSON
+    record `liber learn` stores: calls, tokens, partitions ok/verified/rejected, ...)."""
+    options = {"variant": variant, "partitions": partitions, "cascade": cascade, "first_users": first_users,
+               "sample": sample, "sample_seed": sample_seed, "max_partitions": max_partitions,
+               "max_tokens": max_tokens, "temperature": temperature, "repeat_penalty": repeat_penalty,
+               "seed": seed, "retries": retries, "candidates": candidates, "item_knowledge": item_knowledge,
+               "cache": cache, "sync": sync}
+    if only_users is not None:
+        options["only_users"] = _user_ids(only_users)
+    report = store.learn(_engine(engine, model, base_url, api_model, parallel, context, threads), options,
+                         _progress(progress))
+    return json.loads(report)
+
+
+def encode(store: Store, *, engine: str = "llama", model: Optional[str] = None,
+           base_url: Optional[str] = None, api_model: Optional[str] = None,
+           parallel: Optional[int] = None, context: Optional[int] = None, threads: Optional[int] = None,
+           batch: int = 64, replace: bool = False, item_knowledge: bool = False,
+           progress: Progress = None) -> dict:
+    """UIF's knowledge encoder, as `liber encode`: every verified interest record and every
+    catalog item's text embedded (incremental: only new or changed texts). The engine as in
+    learn (default: all-MiniLM-L6-v2 from setup). `progress` is told of the texts of every
+    stored batch. Returns the report: encoder, dim, texts, tokens, partitions_encoded, ..."""
+    return store.encode(_engine(engine, model, base_url, api_model, parallel, context, threads), int(batch),
+                        bool(replace), bool(item_knowledge), _progress(progress))
 
 
 def open_store(path: str, writable: bool = False) -> Store:
@@ -60,6 +142,7 @@ _COLUMNS = ("user_id", "item_id", "timestamp")
 
 
 def _ingest_columns(store: Store, cols: Mapping[str, Any], batch: int, progress) -> dict:
+    # progress: (advanced, total) or None
     missing = [c for c in _COLUMNS if c not in cols]
     if missing:
         raise ValueError(f"events need the columns user_id, item_id, timestamp (and rating and/or label); "
@@ -76,18 +159,21 @@ def _ingest_columns(store: Store, cols: Mapping[str, Any], batch: int, progress)
                                np.ascontiguousarray(ratings), np.ascontiguousarray(labels), int(batch), progress)
 
 
-def ingest(store: Store, events, batch: int = 4096,
-           progress: Optional[Callable[[int], Any]] = None) -> dict:
+def ingest(store: Store, events, batch: int = 4096, progress: Progress = None) -> dict:
     """Events into a writable store (open_store(path, writable=True), made by `liber ingest`,
     e.g. with --catalog-only), through the same durable, idempotent path as the CLI.
 
     `events`: a pandas DataFrame or a mapping of columns (user_id, item_id, timestamp, and
     rating and/or label), or an iterable of (user_id, item_id, timestamp, rating) tuples,
-    taken `batch` at a time. `progress(n)` is called after each stored batch with its size
-    (tqdm's update). Returns counts (accepted, duplicates, late, bad, partitions_closed) and
+    taken `batch` at a time. `progress` (a callable or a tqdm bar) is told of every stored
+    batch. Returns counts (accepted, duplicates, late, bad, partitions_closed) and
     `errors`: (index, field, reason) of the first 100 events refused."""
+    report = _progress(progress)
     if hasattr(events, "columns") or isinstance(events, Mapping):
-        return _ingest_columns(store, events, batch, progress)
+        return _ingest_columns(store, events, batch, report)
+    if report is not None:  # an iterable's length is unknown
+        unknown_total = report
+        report = lambda advanced, total: unknown_total(advanced, 0)
     total: dict = {"accepted": 0, "duplicates": 0, "late": 0, "bad": 0, "partitions_closed": 0, "errors": []}
     it = iter(events)
     offset = 0
@@ -99,7 +185,7 @@ def ingest(store: Store, events, batch: int = 4096,
             raise ValueError("each event must be (user_id, item_id, timestamp, rating)")
         u, i, t, r = zip(*chunk)
         got = _ingest_columns(store, {"user_id": u, "item_id": i, "timestamp": np.array(t, dtype=np.int64),
-                                      "rating": r}, batch, progress)
+                                      "rating": r}, batch, report)
         for k in ("accepted", "duplicates", "late", "bad", "partitions_closed"):
             total[k] += got[k]
         total["errors"] += [(offset + idx, field, why) for idx, field, why in got["errors"]][: 100 - len(total["errors"])]

@@ -20,7 +20,12 @@ class Store:
     def ingest_events(self, users: list[str], items: list[str], timestamps: npt.NDArray[np.int64],
                       ratings: npt.NDArray[np.float32], labels: npt.NDArray[np.int8], batch: int,
                       progress: Any = None) -> dict[str, Any]:
-        """Events into a writable store (see liber.ingest)."""
+        """Events into a writable store (see liber.ingest); progress(advanced, total)."""
+    def learn(self, engine: dict[str, Any], options: dict[str, Any], progress: Any = None) -> str:
+        """UIL on a writable store (see liber.learn); returns the cost report as JSON."""
+    def encode(self, engine: dict[str, Any], batch: int = 64, replace: bool = False,
+               item_knowledge: bool = False, progress: Any = None) -> dict[str, Any]:
+        """The knowledge encoder on a writable store (see liber.encode)."""
     def interest_table(self, knowledge: str, users: list[str] = ...) -> InterestTable:
         """Partition vectors: "content", a variant name (its verified records), or "VARIANT+content"."""
 
@@ -38,3 +43,13 @@ class InterestTable:
         """[partitions, 4]: seq, t_begin, t_end, row of each partition (users[i] is its user)."""
     def join(self, users: list[str], timestamps: npt.NDArray[np.int64], slots: int) -> npt.NDArray[np.int32]:
         """The leakage-safe join (see liber.join)."""
+
+class CppFuseLayer:
+    """liber's C++ fuse layer (libtorch), the reference liber.fuse.FuseLayer is tested against."""
+    def __init__(self, table: npt.NDArray[np.float32], query_dim: int, slots: int = 16, hidden: int = 16,
+                 fused_dim: int = 32, reduced_dim: int = 64, fusion: str = "attention",
+                 interaction: bool = False) -> None: ...
+    def state(self) -> dict[str, npt.NDArray[np.float32]]:
+        """Every parameter and buffer by its name (the PyTorch module's state_dict names)."""
+    def set_parameter(self, name: str, value: npt.NDArray[np.float32]) -> None: ...
+    def forward(self, rows: npt.NDArray[np.int64], query: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...

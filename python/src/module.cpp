@@ -8,17 +8,28 @@
 #include <nanobind/stl/unique_ptr.h>
 #include <nanobind/stl/vector.h>
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "liber/error.h"
+#include "liber/llm.h"
+#include "liber/progress.h"
 #include "liber/score.h"
 #include "liber/store.h"
 #include "liber/ubsp.h"
 #include "liber/uif.h"
+#include "liber/uif/fuse_layer.h"
 #include "liber/uil.h"
 
 namespace nb = nanobind;
@@ -32,9 +43,107 @@ using liber::InterestTable;
 // the store's lock or leaves a half-written batch.
 struct PyStore {
   std::unique_ptr<liber::Store> store;
-  PyStore(const std::string& path, bool writable)
-      : store(liber::open_rocksdb_store(path, {.read_only = !writable, .create_if_missing = false})) {}
+  bool writable;
+  PyStore(const std::string& path, bool w)
+      : store(liber::open_rocksdb_store(path, {.read_only = !w, .create_if_missing = false})), writable(w) {}
+  liber::Store& for_writing(const char* what) {
+    if (!writable)
+      throw nb::value_error(fmt::format("{} writes to the store: open it with writable=True ({})", what,
+                                        store->path().string()).c_str());
+    return *store;
+  }
 };
+
+// A library run (learn, encode) on a thread of its own while the calling thread, holding
+// the GIL only between waits, hands its progress to `progress(advanced, total)` and watches
+// for Ctrl-C. An exception from Python (KeyboardInterrupt) sets the run's stop flag: the
+// run stores what is in flight and returns, then the exception is raised.
+template <class Report>
+Report run_releasing_gil(const std::function<Report(const std::atomic<bool>*, liber::ProgressCallback)>& work,
+                         nb::object progress) {
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::condition_variable cv;
+  uint64_t pending = 0, total = 0;
+  bool done = false;
+  std::optional<Report> result;
+  std::exception_ptr failure;
+  liber::ProgressCallback observe = [&](uint64_t n, uint64_t t) {
+    std::lock_guard lock(mu);
+    pending += n, total = t;
+    cv.notify_one();
+  };
+  std::thread worker([&] {
+    try {
+      result = work(&stop, observe);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    std::lock_guard lock(mu);
+    done = true;
+    cv.notify_one();
+  });
+  std::optional<nb::python_error> raised;
+  for (bool finished = false; !finished;) {
+    uint64_t n = 0, t = 0;
+    {
+      nb::gil_scoped_release release;
+      std::unique_lock lock(mu);
+      cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return done || pending > 0; });
+      n = std::exchange(pending, 0), t = total, finished = done;
+    }
+    if (raised) continue;
+    try {
+      if (n > 0 && !progress.is_none()) progress(n, t);
+      if (PyErr_CheckSignals() != 0) throw nb::python_error();
+    } catch (nb::python_error& e) {
+      raised.emplace(std::move(e));
+      stop = true;
+    }
+  }
+  worker.join();
+  if (failure) std::rethrow_exception(failure);
+  if (raised) throw std::move(*raised);
+  return std::move(*result);
+}
+
+liber::EngineSpec engine_spec(const nb::dict& engine, bool encoder) {
+  liber::EngineSpec spec;
+  spec.encoder = encoder;
+  for (auto [key, value] : engine) {
+    const std::string k = nb::cast<std::string>(key);
+    if (k == "engine") spec.engine = nb::cast<std::string>(value);
+    else if (k == "model") spec.model = nb::cast<std::string>(value);
+    else if (k == "base_url") spec.base_url = nb::cast<std::string>(value);
+    else if (k == "api_model") spec.api_model = nb::cast<std::string>(value);
+    else if (k == "parallel") spec.parallel = nb::cast<int>(value);
+    else if (k == "context") spec.context = nb::cast<int>(value);
+    else if (k == "threads") spec.threads = nb::cast<int>(value);
+    else throw nb::value_error(fmt::format("unknown engine setting '{}' (engine, model, base_url, api_model, "
+                                           "parallel, context, threads)", k).c_str());
+  }
+  return spec;
+}
+
+nb::dict encode_report_dict(const liber::EncodeReport& r) {
+  nb::dict d;
+  d["encoder"] = r.encoder;
+  d["dim"] = r.dim;
+  d["texts"] = r.texts;
+  d["tokens"] = r.tokens;
+  d["partitions_encoded"] = r.partitions_encoded;
+  d["partitions_reused"] = r.partitions_reused;
+  d["items_encoded"] = r.items_encoded;
+  d["items_reused"] = r.items_reused;
+  d["item_texts_encoded"] = r.item_texts_encoded;
+  d["item_texts_reused"] = r.item_texts_reused;
+  d["truncated"] = r.truncated;
+  d["failed"] = r.failed;
+  d["first_error"] = r.first_error;
+  d["wall_s"] = r.wall_s;
+  d["stopped"] = r.stopped;
+  return d;
+}
 
 // An interest table with the join built once.
 struct PyTable {
@@ -115,7 +224,7 @@ nb::dict ingest_events(liber::Store& store, const std::vector<std::string>& user
                                      "refused by ingest: a timestamp out of range, or neither a rating nor a label"));
     }
     closed += st.partitions();
-    if (!progress.is_none()) progress(end - at);  // tqdm's update(n)
+    if (!progress.is_none()) progress(end - at, n);
   }
   nb::dict out;
   out["accepted"] = counts[0];
@@ -126,6 +235,57 @@ nb::dict ingest_events(liber::Store& store, const std::vector<std::string>& user
   out["errors"] = errors;
   return out;
 }
+
+// liber's C++ fuse layer (libtorch) over numpy arrays: the reference the PyTorch module
+// (liber.fuse.FuseLayer) is checked against, on the same weights and inputs.
+struct CppFuseLayer {
+  liber::uif::FuseLayer layer{nullptr};
+  CppFuseLayer(nb::ndarray<const float, nb::ndim<2>, nb::c_contig> table, int64_t query_dim, int slots, int hidden,
+               int fused_dim, int reduced_dim, const std::string& fusion, bool interaction) {
+    liber::uif::FuseTable t;
+    t.vectors = std::make_shared<const std::vector<float>>(table.data(), table.data() + table.size());
+    t.width = static_cast<int>(table.shape(1));
+    liber::FuseConfig c;
+    c.slots = slots, c.hidden = hidden, c.fused_dim = fused_dim, c.reduced_dim = reduced_dim;
+    c.fusion = fusion, c.interaction = interaction;
+    layer = liber::uif::FuseLayer(t, c, query_dim);
+  }
+  static nb::ndarray<nb::numpy, float> to_numpy(const torch::Tensor& x) {
+    const torch::Tensor f = x.to(torch::kFloat).contiguous();
+    auto* data = new float[static_cast<std::size_t>(f.numel())];
+    std::copy_n(f.data_ptr<float>(), f.numel(), data);
+    nb::capsule owner(data, [](void* d) noexcept { delete[] static_cast<float*>(d); });
+    std::vector<std::size_t> shape(f.sizes().begin(), f.sizes().end());
+    return nb::ndarray<nb::numpy, float>(data, shape.size(), shape.data(), owner);
+  }
+  // Every parameter and buffer, as float32 (the reductions are double in the layer).
+  nb::dict state() const {
+    nb::dict d;
+    for (const auto& p : layer->named_parameters()) d[p.key().c_str()] = to_numpy(p.value());
+    for (const auto& p : layer->named_buffers()) d[p.key().c_str()] = to_numpy(p.value());
+    return d;
+  }
+  void set_parameter(const std::string& name, nb::ndarray<const float, nb::c_contig> value) {
+    torch::NoGradGuard no_grad;
+    auto* p = layer->named_parameters().find(name);
+    if (!p) throw nb::key_error(fmt::format("the fuse layer has no parameter '{}'", name).c_str());
+    std::vector<int64_t> shape;
+    for (std::size_t i = 0; i < value.ndim(); ++i) shape.push_back(static_cast<int64_t>(value.shape(i)));
+    if (p->sizes() != torch::IntArrayRef(shape))
+      throw nb::value_error(fmt::format("parameter '{}' is [{}], not [{}]", name, fmt::join(p->sizes(), ", "),
+                                        fmt::join(shape, ", ")).c_str());
+    p->copy_(torch::from_blob(const_cast<float*>(value.data()), shape, torch::kFloat));
+  }
+  nb::ndarray<nb::numpy, float> forward(nb::ndarray<const int64_t, nb::ndim<2>, nb::c_contig> rows,
+                                        nb::ndarray<const float, nb::ndim<2>, nb::c_contig> query) {
+    torch::NoGradGuard no_grad;
+    const auto b = static_cast<int64_t>(rows.shape(0));
+    const torch::Tensor r = torch::from_blob(const_cast<int64_t*>(rows.data()), {b, static_cast<int64_t>(rows.shape(1))}, torch::kLong);
+    const torch::Tensor q = torch::from_blob(const_cast<float*>(query.data()), {static_cast<int64_t>(query.shape(0)),
+                                                                               static_cast<int64_t>(query.shape(1))}, torch::kFloat);
+    return to_numpy(layer->fuse(r, q));
+  }
+};
 
 nb::dict partition_dict(const liber::StoredPartition& p) {
   nb::dict d;
@@ -192,8 +352,63 @@ NB_MODULE(_core, m) {
       .def("ingest_events", [](PyStore& s, const std::vector<std::string>& users, const std::vector<std::string>& items,
                                nb::ndarray<nb::ro> timestamps, nb::ndarray<nb::ro> ratings, nb::ndarray<nb::ro> labels, std::size_t batch,
                                nb::object progress) {
-        return ingest_events(*s.store, users, items, timestamps, ratings, labels, batch, progress);
+        return ingest_events(s.for_writing("ingest"), users, items, timestamps, ratings, labels, batch, progress);
       }, "users"_a, "items"_a, "timestamps"_a, "ratings"_a, "labels"_a, "batch"_a, "progress"_a = nb::none())
+      .def("learn", [](PyStore& s, nb::dict engine, nb::dict options, nb::object progress) {
+        liber::Store& store = s.for_writing("learn");
+        const liber::EngineSpec spec = engine_spec(engine, /*encoder=*/false);
+        liber::LearnOptions opt;
+        for (auto [key, value] : options) {
+          const std::string k = nb::cast<std::string>(key);
+          if (k == "variant") opt.variant = nb::cast<std::string>(value);
+          else if (k == "partitions") opt.partitions = nb::cast<std::string>(value);
+          else if (k == "cascade") opt.cascade = nb::cast<bool>(value);
+          else if (k == "first_users") opt.users = nb::cast<std::size_t>(value);
+          else if (k == "sample") opt.sample = nb::cast<std::size_t>(value);
+          else if (k == "sample_seed") opt.sample_seed = nb::cast<uint64_t>(value);
+          else if (k == "only_users") opt.only_users = nb::cast<std::vector<std::string>>(value);
+          else if (k == "max_partitions") opt.max_partitions = nb::cast<std::size_t>(value);
+          else if (k == "max_tokens") opt.max_tokens = nb::cast<int>(value);
+          else if (k == "temperature") opt.temperature = nb::cast<float>(value);
+          else if (k == "repeat_penalty") opt.repeat_penalty = nb::cast<float>(value);
+          else if (k == "seed") opt.seed = nb::cast<uint64_t>(value);
+          else if (k == "retries") opt.max_retries = nb::cast<int>(value);
+          else if (k == "candidates") opt.candidates = nb::cast<int>(value);
+          else if (k == "item_knowledge") opt.items = nb::cast<bool>(value);
+          else if (k == "cache") opt.use_cache = nb::cast<bool>(value);
+          else if (k == "sync") opt.sync = nb::cast<bool>(value);
+          else throw nb::value_error(fmt::format("unknown learn option '{}'", k).c_str());
+        }
+        if (opt.candidates < 1) throw nb::value_error("candidates must be at least 1");
+        const auto cost = run_releasing_gil<liber::CostReport>(
+            [&](const std::atomic<bool>* stop, liber::ProgressCallback observe) {
+              auto llm = liber::make_engine(spec);
+              opt.stop = stop;
+              opt.on_progress = std::move(observe);
+              return liber::learn_interests(store, *llm, opt);
+            },
+            progress);
+        return cost.to_json();
+      }, "engine"_a, "options"_a, "progress"_a = nb::none())
+      .def("encode", [](PyStore& s, nb::dict engine, std::size_t batch, bool replace, bool item_knowledge,
+                        nb::object progress) {
+        liber::Store& store = s.for_writing("encode");
+        const liber::EngineSpec spec = engine_spec(engine, /*encoder=*/true);
+        if (batch < 1) throw nb::value_error("batch must be at least 1");
+        const auto report = run_releasing_gil<liber::EncodeReport>(
+            [&](const std::atomic<bool>* stop, liber::ProgressCallback observe) {
+              auto encoder = liber::make_engine(spec);
+              liber::EncodeOptions opt;
+              opt.batch = batch;
+              opt.replace = replace;
+              opt.items = item_knowledge;
+              opt.stop = stop;
+              opt.on_progress = std::move(observe);
+              return liber::encode_knowledge(store, *encoder, opt);
+            },
+            progress);
+        return encode_report_dict(report);
+      }, "engine"_a, "batch"_a = 64, "replace"_a = false, "item_knowledge"_a = false, "progress"_a = nb::none())
       .def("interest_table", [](PyStore& s, const std::string& knowledge, const std::vector<std::string>& users) {
         InterestTable t;
         {
@@ -202,6 +417,15 @@ NB_MODULE(_core, m) {
         }
         return std::make_unique<PyTable>(std::move(t));
       }, "knowledge"_a, "users"_a = std::vector<std::string>{});
+
+  nb::class_<CppFuseLayer>(m, "CppFuseLayer",
+                           "liber's C++ fuse layer (libtorch), the reference liber.fuse.FuseLayer is tested against")
+      .def(nb::init<nb::ndarray<const float, nb::ndim<2>, nb::c_contig>, int64_t, int, int, int, int, const std::string&, bool>(),
+           "table"_a, "query_dim"_a, "slots"_a = 16, "hidden"_a = 16, "fused_dim"_a = 32, "reduced_dim"_a = 64,
+           "fusion"_a = "attention", "interaction"_a = false)
+      .def("state", &CppFuseLayer::state)
+      .def("set_parameter", &CppFuseLayer::set_parameter, "name"_a, "value"_a)
+      .def("forward", &CppFuseLayer::forward, "rows"_a, "query"_a);
 
   nb::class_<PyTable>(m, "InterestTable")
       .def_prop_ro("knowledge", [](PyTable& t) { return t.table.variant; })

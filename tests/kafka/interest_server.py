@@ -1,7 +1,7 @@
 """An OpenAI-compatible server that answers every chat completion with an interest summary
 derived from the prompt, and counts the calls by prompt: the Kafka chaos test's LLM fleet.
 
-usage: interest_server.py PORT
+usage: interest_server.py PORT [DELAY_S]   (DELAY_S: seconds before each answer, default 0)
 
 The answer is a function of the prompt, so the cascade is deterministic: a partition learned
 twice (by two workers, or again after a crash) sends the same prompt twice. GET /calls returns
@@ -11,6 +11,7 @@ import hashlib
 import json
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 lock = threading.Lock()
@@ -47,6 +48,7 @@ class Handler(BaseHTTPRequestHandler):
         digest = hashlib.sha256(text.encode()).hexdigest()
         with lock:
             prompts[digest] = prompts.get(digest, 0) + 1
+        time.sleep(DELAY_S)
         content = json.dumps({"summary": f"Prefers the films of profile {digest[:12]}, mostly recent ones.",
                               "shift": f"Moved towards profile {digest[12:20]}."})
         self.reply(200, {
@@ -55,5 +57,8 @@ class Handler(BaseHTTPRequestHandler):
             "usage": {"prompt_tokens": len(text) // 4, "completion_tokens": 30, "total_tokens": len(text) // 4 + 30}})
 
 
+DELAY_S = 0.0
+
 if __name__ == "__main__":
+    DELAY_S = float(sys.argv[2]) if len(sys.argv) > 2 else 0.0
     ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
