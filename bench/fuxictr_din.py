@@ -94,6 +94,8 @@ DATA_LABEL = "ML-1M (users 1-2999 only)"
 AUC_TOLERANCE = 0.003
 SPEEDUP_GOAL = 1.5
 SEQUENCE_COLUMNS = {"item_genres", "history_item_ids"}
+# The export's join keys (the sample's external user id and timestamp): not features.
+JOIN_COLUMNS = ("user", "timestamp")
 
 
 def parse_args():
@@ -176,7 +178,7 @@ def read_splits(csv_dir):
             if col not in df.columns:
                 sys.exit(f"{path}: no column '{col}' (is it a `liber export` file?)")
         splits[name] = df
-    cols = list(splits["train"].columns)
+    cols = [c for c in splits["train"].columns if c not in JOIN_COLUMNS]
     seq_cols = [c for c in cols if c in SEQUENCE_COLUMNS or
                 any(df[c].str.contains("^", regex=False).any() or (df[c] == "").any()
                     for df in splits.values())]
@@ -277,6 +279,9 @@ def build_longctr_layout(splits, sparse_cols, seq_cols, history, data_dir):
             "user_index": user_index_all[offset:offset + count],
             "item_index": d["item_id"],
             "seq_len": seq_len_all[offset:offset + count],
+            # The sample's row in the three splits together (train, valid, test): how a model
+            # finds the sample's join keys (bench/fuxictr_din_liber.py).
+            "sample_index": np.arange(offset, offset + count, dtype=np.int64),
         }
         for c in sparse_cols:
             if c != "item_id":  # item_id lives in item_info only (DIN's target/keys)
@@ -298,15 +303,31 @@ def build_longctr_layout(splits, sparse_cols, seq_cols, history, data_dir):
 # ---------------------------------------------------------------------------------------
 # FuxiCTR side
 
-def run_fuxictr(args, csv_dir, work_dir):
+def join_keys(csv_dir):
+    """(user, timestamp) of every sample, train then valid then test: sample_index order."""
+    import numpy as np
+    import pandas as pd
+    users, stamps = [], []
+    for name in ("train", "valid", "test"):
+        df = pd.read_csv(os.path.join(csv_dir, f"{name}.csv"), usecols=list(JOIN_COLUMNS),
+                         dtype={"user": str}, keep_default_na=False)
+        users.append(df["user"].to_numpy(dtype=object))
+        stamps.append(df["timestamp"].to_numpy(dtype=np.int64))
+    return np.concatenate(users), np.concatenate(stamps)
+
+
+def run_fuxictr(args, csv_dir, work_dir, make_model=None, side="FuxiCTR", predictions=False):
+    """FuxiCTR's DIN pipeline; make_model(DIN, feature_map, params) builds the model instead
+    of DIN(feature_map, **params) (a DIN with more inputs). predictions: also return the
+    best model's test predictions (test split order) as "test_predictions"."""
     import logging
     import torch
 
     torch.set_num_threads(args.threads)
-    try:
+    # Once per process: a second call aborts Debian's torch 1.13 (an uncatchable c10::Error),
+    # and bench/fuxictr_din_liber.py trains twice.
+    if torch.get_num_interop_threads() != args.threads:
         torch.set_num_interop_threads(args.threads)
-    except RuntimeError:
-        pass
 
     from fuxictr import __version__ as fuxictr_version
     from fuxictr.features import FeatureMap
@@ -333,7 +354,7 @@ def run_fuxictr(args, csv_dir, work_dir):
     log(f"LongCTR parquet layout ({layout} user_info) written in "
         f"{time.perf_counter() - t0:.1f}s: {counts}")
 
-    feature_cols = [{"name": ["user_index", "item_index", "seq_len"], "active": True,
+    feature_cols = [{"name": ["user_index", "item_index", "seq_len", "sample_index"], "active": True,
                      "dtype": "int", "type": "meta", "remap": False}]
     for c in sparse_cols:
         if c == "item_id":
@@ -423,7 +444,7 @@ def run_fuxictr(args, csv_dir, work_dir):
         build_dataset(feature_encoder, **params)
     feature_map = FeatureMap(params["dataset_id"], data_dir)
     feature_map.load(os.path.join(data_dir, "feature_map.json"), params)
-    model = DIN(feature_map, **params)
+    model = make_model(DIN, feature_map, params) if make_model else DIN(feature_map, **params)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     params["data_loader"] = LongCTRDataLoader
     train_gen, valid_gen = RankDataLoader(feature_map, stage="train", **params)
@@ -464,8 +485,8 @@ def run_fuxictr(args, csv_dir, work_dir):
 
     test_gen = RankDataLoader(feature_map, stage="test", **params)
     test = model.evaluate(test_gen)
-    return {
-        "side": f"FuxiCTR {fuxictr_version}",
+    out = {
+        "side": side.replace("FuxiCTR", f"FuxiCTR {fuxictr_version}", 1),
         "auc": float(test["AUC"]),
         "logloss": float(test["logloss"]),
         "epochs": epochs_run,
@@ -482,6 +503,9 @@ def run_fuxictr(args, csv_dir, work_dir):
         "parameters": n_params,
         "user_info_layout": layout,
     }
+    if predictions:
+        out["test_predictions"] = model.predict(test_gen)
+    return out
 
 
 # ---------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@
 #include "liber/results.h"
 #include "liber/score.h"
 #include "liber/store.h"
+#include "liber/ubsp.h"
 
 namespace liber::cli {
 namespace {
@@ -183,13 +184,28 @@ void add_train_command(CLI::App& app) {
 void add_export_command(CLI::App& app) {
   auto opts = std::make_shared<DataOptions>();
   auto dir = std::make_shared<std::string>();
+  auto store_dir = std::make_shared<std::string>();
   CLI::App* cmd = app.add_subcommand(
-      "export", "write the CTR samples (train/valid/test CSV) for another framework");
+      "export", "write the CTR samples (train/valid/test CSV) for another framework, with each "
+                "sample's join keys (user, timestamp) for liber.join");
   opts->add_to(*cmd);
+  cmd->add_option("--store", *store_dir,
+                  "the samples of a store's dataset (liber ingest): the ones liber train --store trains on");
   cmd->add_option("--out", *dir, "output directory")->required();
-  cmd->callback([opts, dir] {
-    CtrDataset data = build_ctr_dataset(opts->load(), SplitConfig{.history_length = opts->history_length});
-    export_ctr_dataset_csv(data, *dir);
+  cmd->callback([cmd, opts, dir, store_dir] {
+    BehaviorLog log;
+    if (!store_dir->empty()) {
+      for (const char* flag : {"--dataset", "--data-dir", "--events", "--items", "--users", "--max-users",
+                               "--skip-bad-lines"})
+        if (cmd->get_option(flag)->count() > 0)
+          throw Error(ErrorKind::Config,
+                      fmt::format("liber export --store reads the dataset from the store: {} does not apply", flag));
+      log = load_behavior_log(*open_rocksdb_store(*store_dir, StoreOptions{.read_only = true}));
+    } else {
+      log = opts->load();
+    }
+    CtrDataset data = build_ctr_dataset(log, SplitConfig{.history_length = opts->history_length});
+    export_ctr_dataset_csv(data, log.users.ids, *dir);
     std::fprintf(stderr, "liber: wrote %zu/%zu/%zu samples to %s\n", data.train.size(),
                  data.valid.size(), data.test.size(), dir->c_str());
   });

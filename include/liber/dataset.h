@@ -121,7 +121,10 @@ void add_sparse_field(CtrDataset& data, const SparseField& field,
 
 // Writes the three splits as CSV files (train.csv, valid.csv, test.csv) with one column per
 // sparse field, ^-joined id lists for sequence fields, and `label`, so a Python CTR library
-// can train on exactly the same samples (bench/fuxictr_din.py does).
-void export_ctr_dataset_csv(const CtrDataset& data, const std::string& dir);
+// can train on exactly the same samples (bench/fuxictr_din.py does). Then the sample's join
+// keys, which are not features: `user` (its external id in `users`, the log's user table)
+// and `timestamp` (unix seconds), what liber.join takes to give each sample the partition
+// vectors liber's trainer gives it.
+void export_ctr_dataset_csv(const CtrDataset& data, const Vocab& users, const std::string& dir);
 
 }  // namespace liber

@@ -26,8 +26,10 @@ class Store:
     def encode(self, engine: dict[str, Any], batch: int = 64, replace: bool = False,
                item_knowledge: bool = False, progress: Any = None) -> dict[str, Any]:
         """The knowledge encoder on a writable store (see liber.encode)."""
-    def interest_table(self, knowledge: str, users: list[str] = ...) -> InterestTable:
-        """Partition vectors: "content", a variant name (its verified records), or "VARIANT+content"."""
+    def interest_table(self, knowledge: str, users: list[str] = ..., control: str = "", seed: int = 1) -> InterestTable:
+        """Partition vectors: "content", a variant name (its verified records), or "VARIANT+content".
+        control="shuffled" (each user's rows from another user) or "random" (standard-normal rows):
+        the same partitions and times without the knowledge, the controls a lift must beat."""
 
 class InterestTable:
     knowledge: str

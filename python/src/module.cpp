@@ -280,6 +280,13 @@ struct CppFuseLayer {
                                         nb::ndarray<const float, nb::ndim<2>, nb::c_contig> query) {
     torch::NoGradGuard no_grad;
     const auto b = static_cast<int64_t>(rows.shape(0));
+    // The layer trusts its trainer's rows; from Python they are checked (a bad row would be
+    // read out of bounds).
+    const int64_t table_rows = layer->table.size(0);
+    for (std::size_t i = 0; i < rows.size(); ++i)
+      if (rows.data()[i] < -1 || rows.data()[i] >= table_rows)
+        throw nb::index_error(fmt::format("rows[{}] = {} is not a table row (-1 or 0..{})", i, rows.data()[i],
+                                          table_rows - 1).c_str());
     const torch::Tensor r = torch::from_blob(const_cast<int64_t*>(rows.data()), {b, static_cast<int64_t>(rows.shape(1))}, torch::kLong);
     const torch::Tensor q = torch::from_blob(const_cast<float*>(query.data()), {static_cast<int64_t>(query.shape(0)),
                                                                                static_cast<int64_t>(query.shape(1))}, torch::kFloat);
@@ -409,14 +416,20 @@ NB_MODULE(_core, m) {
             progress);
         return encode_report_dict(report);
       }, "engine"_a, "batch"_a = 64, "replace"_a = false, "item_knowledge"_a = false, "progress"_a = nb::none())
-      .def("interest_table", [](PyStore& s, const std::string& knowledge, const std::vector<std::string>& users) {
+      .def("interest_table", [](PyStore& s, const std::string& knowledge, const std::vector<std::string>& users,
+                                const std::string& control, uint64_t seed) {
+        if (!control.empty() && control != "shuffled" && control != "random")
+          throw nb::value_error(fmt::format("unknown control '{}' (shuffled | random)", control).c_str());
         InterestTable t;
         {
           nb::gil_scoped_release release;
           t = liber::load_knowledge(*s.store, knowledge, users);
+          // The controls a lift must beat: the same partitions and times, no knowledge.
+          if (control == "shuffled") t = liber::shuffled_control(t, seed);
+          else if (control == "random") t = liber::random_control(t, seed);
         }
         return std::make_unique<PyTable>(std::move(t));
-      }, "knowledge"_a, "users"_a = std::vector<std::string>{});
+      }, "knowledge"_a, "users"_a = std::vector<std::string>{}, "control"_a = "", "seed"_a = 1);
 
   nb::class_<CppFuseLayer>(m, "CppFuseLayer",
                            "liber's C++ fuse layer (libtorch), the reference liber.fuse.FuseLayer is tested against")

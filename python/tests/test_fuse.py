@@ -96,6 +96,16 @@ def test_it_trains_without_nans_on_samples_with_no_history():
     assert py.table.grad is None  # the table is a frozen buffer
 
 
+def test_set_rows_reduces_new_rows_as_the_training_rows_were():
+    table = random_table()
+    py = FuseLayer(table[:30], QUERY, reduced_dim=8)
+    before = py.table.clone()
+    py.set_rows(table)  # partitions closed since: the same reduction, not a new fit
+    assert py.table.shape == (40, before.shape[1])
+    torch.testing.assert_close(py.table[:30], before)
+    assert "table" in dict(py.named_buffers())
+
+
 def test_on_a_store_table_with_the_join(fixture_store):
     path, events = fixture_store
     table = liber.open_store(path).interest_table("content")
@@ -118,3 +128,8 @@ def test_bad_input_raises_a_clear_exception():
         FuseLayer(table, QUERY, fusion="max")
     with pytest.raises(TypeError):  # [partitions, width] only
         _core.CppFuseLayer(table[0], QUERY)
+    cpp = _core.CppFuseLayer(table, QUERY, slots=4)
+    with pytest.raises(IndexError, match="not a table row"):
+        cpp.forward(np.full((2, 4), len(table), dtype=np.int64), np.zeros((2, QUERY), dtype=np.float32))
+    with pytest.raises(RuntimeError, match="slots"):
+        cpp.forward(np.zeros((2, 5), dtype=np.int64), np.zeros((2, QUERY), dtype=np.float32))

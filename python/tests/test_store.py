@@ -129,3 +129,25 @@ def test_a_killed_reader_leaves_the_store_intact(fixture_store):
     store = liber.open_store(path, writable=True)
     want = expected_partitions(events)
     assert [(q["t_begin"], q["t_end"]) for q in store.partitions("u1")] == want["u1"]
+
+
+def test_controls_keep_the_partitions_and_drop_the_knowledge(fixture_store):
+    path, _ = fixture_store
+    store = liber.open_store(path)
+    table = store.interest_table("content")
+    shuffled = store.interest_table("content", control="shuffled", seed=3)
+    rand = store.interest_table("content", control="random", seed=3)
+    for control in (shuffled, rand):  # the same partitions, times and rows: the join is unchanged
+        np.testing.assert_array_equal(control.partition_index(), table.partition_index())
+        assert control.users == table.users and control.width == table.width
+    # Shuffled: every user's rows are real rows of one other user.
+    own = {}
+    for user, (seq, _, _, row) in zip(table.users, table.partition_index()):
+        own.setdefault(user, []).append(tuple(table.rows[row]))
+    for user, (seq, _, _, row) in zip(shuffled.users, shuffled.partition_index()):
+        got = tuple(shuffled.rows[row])
+        donors = [u for u, rows in own.items() if got in rows]
+        assert donors and user not in donors
+    assert abs(float(rand.rows.mean())) < 0.1 and abs(float(rand.rows.std()) - 1) < 0.1
+    with pytest.raises(ValueError, match="unknown control"):
+        store.interest_table("content", control="permuted")

@@ -164,14 +164,26 @@ CtrDataset build_ctr_dataset(const BehaviorLog& log, const SplitConfig& config) 
 
 namespace {
 
-void write_split(const CtrDataset& data, const SampleSet& set, const std::filesystem::path& file) {
+// A CSV field: quoted when it holds a comma, a quote or a line break (external user ids are
+// free text in the generic format).
+void append_csv_field(std::string& line, const std::string& value) {
+  if (value.find_first_of(",\"\r\n") == std::string::npos) {
+    line += value;
+    return;
+  }
+  line += '"';
+  for (char c : value) line += c == '"' ? std::string("\"\"") : std::string(1, c);
+  line += '"';
+}
+
+void write_split(const CtrDataset& data, const Vocab& users, const SampleSet& set, const std::filesystem::path& file) {
   std::ofstream out(file);
   if (!out) throw Error(ErrorKind::Io, fmt::format("cannot write {}", file.string()));
   const FeatureSchema& schema = data.schema;
   std::string line;
   for (const auto& f : schema.sparse) line += f.name + ",";
   for (const auto& f : schema.sequences) line += f.name + ",";
-  line += "label\n";
+  line += "label,user,timestamp\n";
   out << line;
   const std::size_t n_sparse = schema.sparse.size();
   const std::size_t width = set.size() ? set.sequences.size() / set.size() : 0;
@@ -191,7 +203,10 @@ void write_split(const CtrDataset& data, const SampleSet& set, const std::filesy
       off += static_cast<std::size_t>(f.length);
       line += ',';
     }
-    fmt::format_to(std::back_inserter(line), "{}\n", static_cast<int>(set.labels[i]));
+    fmt::format_to(std::back_inserter(line), "{},", static_cast<int>(set.labels[i]));
+    const uint32_t u = set.users[i];
+    append_csv_field(line, u < users.size() ? users.key(u) : std::string());
+    fmt::format_to(std::back_inserter(line), ",{}\n", set.timestamps[i]);
     out << line;
   }
   if (!out) throw Error(ErrorKind::Io, fmt::format("write failed: {}", file.string()));
@@ -199,11 +214,11 @@ void write_split(const CtrDataset& data, const SampleSet& set, const std::filesy
 
 }  // namespace
 
-void export_ctr_dataset_csv(const CtrDataset& data, const std::string& dir) {
+void export_ctr_dataset_csv(const CtrDataset& data, const Vocab& users, const std::string& dir) {
   std::filesystem::create_directories(dir);
-  write_split(data, data.train, std::filesystem::path(dir) / "train.csv");
-  write_split(data, data.valid, std::filesystem::path(dir) / "valid.csv");
-  write_split(data, data.test, std::filesystem::path(dir) / "test.csv");
+  write_split(data, users, data.train, std::filesystem::path(dir) / "train.csv");
+  write_split(data, users, data.valid, std::filesystem::path(dir) / "valid.csv");
+  write_split(data, users, data.test, std::filesystem::path(dir) / "test.csv");
 }
 
 }  // namespace liber

@@ -2,6 +2,11 @@
 // hand-made log small enough to check every value.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <unistd.h>
+
 #include "liber/dataset.h"
 #include "liber/error.h"
 
@@ -131,3 +136,26 @@ TEST(Dataset, DeterministicAcrossBuilds) {
 }
 
 }  // namespace
+
+// The export's join keys: each row ends with its sample's external user id (CSV-quoted when
+// it needs to be) and timestamp, the keys liber.join takes.
+TEST(Dataset, ExportEndsEachRowWithTheSamplesUserAndTimestamp) {
+  const auto data = liber::build_ctr_dataset(make_log(), {});
+  liber::Vocab names;  // the users' external ids: "a" -> a comma, "b" -> a quote
+  names.add("a,1");
+  names.add("b\"2");
+  const auto dir = std::filesystem::temp_directory_path() / ("liber-export-" + std::to_string(getpid()));
+  liber::export_ctr_dataset_csv(data, names, dir.string());
+  std::ifstream in(dir / "train.csv");
+  std::string line;
+  ASSERT_TRUE(std::getline(in, line));
+  EXPECT_TRUE(line.ends_with(",label,user,timestamp")) << line;
+  std::size_t i = 0;
+  for (; std::getline(in, line); ++i) {
+    ASSERT_LT(i, data.train.size());
+    const std::string want_user = data.train.users[i] == 1 ? "\"a,1\"" : "\"b\"\"2\"";
+    EXPECT_TRUE(line.ends_with("," + want_user + "," + std::to_string(data.train.timestamps[i]))) << line;
+  }
+  EXPECT_EQ(i, data.train.size());
+  std::filesystem::remove_all(dir);
+}
