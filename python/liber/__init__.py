@@ -74,7 +74,8 @@ def learn(store: Store, *, engine: str = "llama", model: Optional[str] = None,
     The engine: "llama" (in process; `model` a GGUF file, default Gemma 3 270M from setup) or
     "http" (an OpenAI-compatible server or fleet: `base_url`, comma-separated for several,
     and `api_model`). The other arguments are `liber learn`'s flags of the same names
-    (first_users is --first-users, only_users --user-list, cascade=False --no-cascade).
+    (first_users is --first-users, only_users --user-list, sample_seed --seed, cascade=False
+    --no-cascade, cache=False --no-cache); `seed` is the LLM's sampling seed.
     `progress` is told of every partition stored. Returns the run's cost report (the JSON
     record `liber learn` stores: calls, tokens, partitions ok/verified/rejected, ...)."""
     options = {"variant": variant, "partitions": partitions, "cascade": cascade, "first_users": first_users,
