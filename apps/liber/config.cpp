@@ -35,6 +35,7 @@ void apply_model_json(const nlohmann::json& j, ModelConfig& m) {
   read_if(j, "attention_layers", m.attention_layers);
   read_if(j, "attention_heads", m.attention_heads);
   read_if(j, "attention_dim", m.attention_dim);
+  read_if(j, "cin_layers", m.cin_layers);
   read_if(j, "embedding_l2", m.embedding_l2);
 }
 

@@ -156,7 +156,8 @@ void add_train_command(CLI::App& app) {
   opts->app = cmd;
   opts->data.add_to(*cmd);
   cmd->add_option("--config", opts->config_path, "JSON config (see configs/)");
-  cmd->add_option("--backbones", opts->backbones, "comma-separated subset of din,dcnv2,deepfm,autoint")
+  cmd->add_option("--backbones", opts->backbones,
+                  fmt::format("comma-separated subset of {}", fmt::join(backbone_names(), ",")))
       ->delimiter(',');
   cmd->add_option("--epochs", opts->train.max_epochs, "maximum epochs");
   cmd->add_option("--batch-size", opts->train.batch_size, "training batch size");

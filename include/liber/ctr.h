@@ -14,7 +14,7 @@ namespace liber {
 
 // Hyper-parameters shared by the backbones; each reads the ones it uses.
 struct ModelConfig {
-  std::string backbone = "din";  // din | dcnv2 | deepfm | autoint
+  std::string backbone = "din";  // din | dcnv2 | deepfm | autoint | xdeepfm
   int embedding_dim = 16;
   std::vector<int> mlp = {200, 80};  // hidden units of the deep part
   double dropout = 0.0;
@@ -26,6 +26,8 @@ struct ModelConfig {
   int attention_layers = 3;
   int attention_heads = 2;
   int attention_dim = 16;
+  // xDeepFM: feature maps of each compressed interaction layer (FuxiCTR's default).
+  std::vector<int> cin_layers = {16, 16, 16};
   // L2 on the embeddings rows that appear in a batch (0 = off).
   double embedding_l2 = 0.0;
 };

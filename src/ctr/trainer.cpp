@@ -45,6 +45,7 @@ const std::vector<std::pair<std::string, Factory>>& registry() {
       {"dcnv2", &ctr::make_dcnv2},
       {"deepfm", &ctr::make_deepfm},
       {"autoint", &ctr::make_autoint},
+      {"xdeepfm", &ctr::make_xdeepfm},
   };
   return table;
 }

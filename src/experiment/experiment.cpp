@@ -94,6 +94,9 @@ std::string run_key(const Arm& arm, const CtrDataset& data, const ModelConfig& m
                         ints(m.attention_mlp), m.cross_layers, m.attention_layers,
                         m.attention_heads, m.attention_dim, m.embedding_l2, arm.table != nullptr),
             h);
+  // Settings added since runs were first keyed enter the key only for the backbones that
+  // read them, so stored runs of the others stay found.
+  if (m.backbone == "xdeepfm") h = fnv1a(fmt::format("|cin {}", ints(m.cin_layers)), h);
   h = fnv1a(fmt::format("|{}|{}|{}|{}|{}", t.max_epochs, t.batch_size, t.learning_rate, t.patience, t.seed), h);
   h = fnv1a(fmt::format("|{}|{}|{}", split.test_fraction, split.valid_fraction, split.history_length), h);
   if (arm.table)

@@ -51,7 +51,8 @@ json info_json(const ModelInfo& i) {
           {"model", {{"embedding_dim", m.embedding_dim}, {"mlp", m.mlp}, {"dropout", m.dropout},
                      {"attention_mlp", m.attention_mlp}, {"cross_layers", m.cross_layers},
                      {"attention_layers", m.attention_layers}, {"attention_heads", m.attention_heads},
-                     {"attention_dim", m.attention_dim}, {"embedding_l2", m.embedding_l2}}},
+                     {"attention_dim", m.attention_dim}, {"cin_layers", m.cin_layers},
+                     {"embedding_l2", m.embedding_l2}}},
           {"history_length", i.history_length},
           {"dataset", i.dataset},
           {"description", i.description},
@@ -84,6 +85,8 @@ ModelInfo info_from(const json& j) {
   m.attention_layers = mj.at("attention_layers").get<int>();
   m.attention_heads = mj.at("attention_heads").get<int>();
   m.attention_dim = mj.at("attention_dim").get<int>();
+  // Models saved before xDeepFM have no cin_layers (and no backbone that reads it).
+  if (mj.contains("cin_layers")) m.cin_layers = mj.at("cin_layers").get<std::vector<int>>();
   m.embedding_l2 = mj.at("embedding_l2").get<double>();
   i.history_length = j.at("history_length").get<int>();
   i.dataset = j.at("dataset").get<std::string>();

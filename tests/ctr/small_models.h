@@ -18,6 +18,7 @@ inline ModelConfig small_model(const std::string& backbone) {
   m.attention_layers = 2;
   m.attention_heads = 2;
   m.attention_dim = 8;
+  m.cin_layers = {6, 4};
   return m;
 }
 

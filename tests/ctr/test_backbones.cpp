@@ -141,8 +141,8 @@ ctr::Batch first_rows(const SampleSet& set, const FeatureSchema& schema, int64_t
 
 class Backbones : public ::testing::TestWithParam<std::string> {};
 
-TEST(CtrBackbones, NamesAreTheFour) {
-  EXPECT_EQ(backbone_names(), (std::vector<std::string>{"din", "dcnv2", "deepfm", "autoint"}));
+TEST(CtrBackbones, NamesAreTheRegisteredOnes) {
+  EXPECT_EQ(backbone_names(), (std::vector<std::string>{"din", "dcnv2", "deepfm", "autoint", "xdeepfm"}));
 }
 
 TEST(CtrBackbones, UnknownNameThrowsConfigError) {
@@ -229,6 +229,53 @@ TEST(CtrBackbones, LayersHaveTheDocumentedShapes) {
   for (int i = 0; i < 4; ++i)
     for (int j = i + 1; j < 4; ++j) pairs += (e.select(1, i) * e.select(1, j)).sum(-1);
   EXPECT_TRUE(torch::allclose(ctr::fm_interaction(e), pairs, 1e-4, 1e-5));
+}
+
+// The compressed interaction network against its definition, element by element:
+// X_k[h] = sum_{i,j} W_k[h, i * F + j] X_{k-1}[i] * X_0[j] + b_k[h], sum-pooled over d,
+// the pooled maps through the output layer.
+TEST(CtrBackbones, CompressedInteractionEqualsItsDefinition) {
+  torch::manual_seed(3);
+  const int64_t b = 3, f = 4, d = 5;
+  const std::vector<int> layers{3, 2};
+  ctr::CompressedInteraction cin(f, layers);
+  const torch::Tensor x0 = torch::randn({b, f, d});
+  const torch::Tensor got = cin(x0);
+  ASSERT_EQ(got.sizes(), (std::vector<int64_t>{b}));
+  auto params = cin->named_parameters();
+  for (int64_t s = 0; s < b; ++s) {
+    std::vector<std::vector<std::vector<double>>> x(1);  // x[k][h][c]
+    for (int64_t i = 0; i < f; ++i) {
+      x[0].emplace_back();
+      for (int64_t c = 0; c < d; ++c) x[0][i].push_back(x0[s][i][c].item<double>());
+    }
+    std::vector<double> pooled;
+    for (std::size_t k = 0; k < layers.size(); ++k) {
+      const torch::Tensor w = params["cin" + std::to_string(k) + ".weight"], bias = params["cin" + std::to_string(k) + ".bias"];
+      const auto& prev = x.back();
+      std::vector<std::vector<double>> next(static_cast<std::size_t>(layers[k]), std::vector<double>(static_cast<std::size_t>(d)));
+      for (int h = 0; h < layers[k]; ++h)
+        for (int64_t c = 0; c < d; ++c) {
+          double v = bias[h].item<double>();
+          for (std::size_t i = 0; i < prev.size(); ++i)
+            for (int64_t j = 0; j < f; ++j)
+              v += w[h][static_cast<int64_t>(i) * f + j].item<double>() * prev[i][static_cast<std::size_t>(c)] * x[0][static_cast<std::size_t>(j)][static_cast<std::size_t>(c)];
+          next[static_cast<std::size_t>(h)][static_cast<std::size_t>(c)] = v;
+        }
+      for (const auto& map : next) {
+        double sum = 0;
+        for (double v : map) sum += v;
+        pooled.push_back(sum);
+      }
+      x.push_back(std::move(next));
+    }
+    const torch::Tensor w = params["output.weight"];
+    double want = params["output.bias"][0].item<double>();
+    for (std::size_t p = 0; p < pooled.size(); ++p) want += w[0][static_cast<int64_t>(p)].item<double>() * pooled[p];
+    EXPECT_NEAR(got[s].item<double>(), want, 1e-4 * (1 + std::abs(want))) << "sample " << s;
+  }
+  EXPECT_THROW(ctr::CompressedInteraction(f, std::vector<int>{}), Error);
+  EXPECT_THROW(ctr::CompressedInteraction(f, std::vector<int>{3, 0}), Error);
 }
 
 TEST(CtrBackbones, TargetAttentionIgnoresMaskedItems) {
@@ -386,7 +433,7 @@ TEST_P(Backbones, LearnsFromTheSideInputAlone) {
 }
 
 INSTANTIATE_TEST_SUITE_P(All, Backbones,
-                         ::testing::Values("din", "dcnv2", "deepfm", "autoint"),
+                         ::testing::Values("din", "dcnv2", "deepfm", "autoint", "xdeepfm"),
                          [](const auto& info) { return info.param; });
 
 TEST(CtrTrainer, SameSeedOnOneThreadIsDeterministic) {

@@ -37,5 +37,6 @@ std::shared_ptr<Backbone> make_din(const FeatureSchema& schema, const ModelConfi
 std::shared_ptr<Backbone> make_dcnv2(const FeatureSchema& schema, const ModelConfig& config);
 std::shared_ptr<Backbone> make_deepfm(const FeatureSchema& schema, const ModelConfig& config);
 std::shared_ptr<Backbone> make_autoint(const FeatureSchema& schema, const ModelConfig& config);
+std::shared_ptr<Backbone> make_xdeepfm(const FeatureSchema& schema, const ModelConfig& config);
 
 }  // namespace liber::ctr

@@ -145,6 +145,43 @@ class SelfAttentionImpl : public torch::nn::Module {
 };
 TORCH_MODULE(SelfAttention);
 
+// The first-order (logistic regression) term of the FM family: one scalar weight per
+// feature value (a 1-d embedding of every field, the side input left out), a linear map
+// of the side-input output when there is one, and a bias. -> [B]. Its parameters are
+// registered on the backbone that owns it as "linear", "side_linear" and "bias", the names
+// DeepFM's saved models have.
+class FirstOrder {
+ public:
+  FirstOrder() = default;
+  // side_dim: the side-input module's output width (0 = none).
+  FirstOrder(torch::nn::Module& owner, const FeatureSchema& schema, int64_t side_dim);
+  // side: the side-input output the backbone's FeatureEmbedding computed (undefined = none).
+  torch::Tensor operator()(const Batch& batch, const torch::Tensor& side);
+  torch::Tensor l2_penalty(const Batch& batch) { return weights_->l2_penalty(batch); }
+
+ private:
+  FeatureEmbedding weights_{nullptr};
+  torch::nn::Linear side_{nullptr};
+  torch::Tensor bias_;
+};
+
+// xDeepFM's compressed interaction network (Lian et al., KDD 2018): layer k's H_k feature
+// maps are linear combinations of every (map of layer k-1) x (field) Hadamard product,
+//   X_k[h, :] = sum_{i, j} W_k[h, i, j] X_{k-1}[i, :] * X_0[j, :] + b_k[h],
+// each layer's maps sum-pooled over the embedding dimension, all pooled values -> one logit.
+// (FuxiCTR's CompressedInteractionNet: a kernel-1 Conv1d over the products, no activation.)
+// [B, F, d] -> [B].
+class CompressedInteractionImpl : public torch::nn::Module {
+ public:
+  CompressedInteractionImpl(int64_t fields, const std::vector<int>& layers);
+  torch::Tensor forward(const torch::Tensor& x0);
+
+ private:
+  std::vector<torch::nn::Linear> layers_;  // F * H_{k-1} -> H_k, over the product channels
+  torch::nn::Linear output_{nullptr};      // sum H_k -> 1
+};
+TORCH_MODULE(CompressedInteraction);
+
 // Factorization-machine second-order term: sum over field pairs of <e_i, e_j>,
 // 0.5 * ((sum_i e_i)^2 - sum_i e_i^2) summed over d. [B, F, d] -> [B].
 torch::Tensor fm_interaction(const torch::Tensor& fields);
