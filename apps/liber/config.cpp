@@ -36,6 +36,9 @@ void apply_model_json(const nlohmann::json& j, ModelConfig& m) {
   read_if(j, "attention_heads", m.attention_heads);
   read_if(j, "attention_dim", m.attention_dim);
   read_if(j, "cin_layers", m.cin_layers);
+  read_if(j, "auxiliary_loss_weight", m.auxiliary_loss_weight);
+  read_if(j, "senet_reduction", m.senet_reduction);
+  read_if(j, "graph_steps", m.graph_steps);
   read_if(j, "embedding_l2", m.embedding_l2);
 }
 

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "cli.h"
 #include "liber/experiment.h"
@@ -43,7 +44,8 @@ void add_synthetic_command(CLI::App& app) {
   cmd->add_option("--seed", s.data.seed, "data seed")->capture_default_str();
   cmd->add_option("--partition-count", s.partition_count, "the partition rule's K")
       ->capture_default_str();
-  cmd->add_option("--backbones", f->backbones, "comma-separated subset of din,dcnv2,deepfm,autoint")
+  cmd->add_option("--backbones", f->backbones,
+                  fmt::format("comma-separated subset of {}", fmt::join(backbone_names(), ",")))
       ->delimiter(',');
   cmd->add_option("--seeds", f->seeds, "comma-separated training seeds (default 1,2,3)")->delimiter(',');
   cmd->add_option("--epochs", s.experiment.train.max_epochs, "max epochs")->capture_default_str();

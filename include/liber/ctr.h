@@ -14,7 +14,7 @@ namespace liber {
 
 // Hyper-parameters shared by the backbones; each reads the ones it uses.
 struct ModelConfig {
-  std::string backbone = "din";  // din | dcnv2 | deepfm | autoint | xdeepfm
+  std::string backbone = "din";  // one of backbone_names()
   int embedding_dim = 16;
   std::vector<int> mlp = {200, 80};  // hidden units of the deep part
   double dropout = 0.0;
@@ -28,6 +28,12 @@ struct ModelConfig {
   int attention_dim = 16;
   // xDeepFM: feature maps of each compressed interaction layer (FuxiCTR's default).
   std::vector<int> cin_layers = {16, 16, 16};
+  // DIEN: weight of the auxiliary loss (next item vs another sample's; 0 = off).
+  double auxiliary_loss_weight = 1.0;
+  // FiBiNet: squeeze-excitation bottleneck ratio (fields / ratio units).
+  int senet_reduction = 3;
+  // FiGNN: message-passing steps over the field graph.
+  int graph_steps = 3;
   // L2 on the embeddings rows that appear in a batch (0 = off).
   double embedding_l2 = 0.0;
 };

@@ -46,6 +46,9 @@ const std::vector<std::pair<std::string, Factory>>& registry() {
       {"deepfm", &ctr::make_deepfm},
       {"autoint", &ctr::make_autoint},
       {"xdeepfm", &ctr::make_xdeepfm},
+      {"dien", &ctr::make_dien},
+      {"fibinet", &ctr::make_fibinet},
+      {"fignn", &ctr::make_fignn},
   };
   return table;
 }
@@ -330,6 +333,8 @@ TrainResult train_and_evaluate(const CtrDataset& data, const ModelConfig& model_
       torch::Tensor loss = torch::binary_cross_entropy_with_logits(
           model->forward(batch), shuffled.labels.narrow(0, first, count));
       if (config.progress) loss_sum += loss.item<double>(), ++steps;
+      if (torch::Tensor auxiliary = model->auxiliary_loss(); auxiliary.defined())
+        loss = loss + auxiliary;
       if (model_config.embedding_l2 > 0)
         loss = loss + model->embedding_l2(batch) * model_config.embedding_l2;
       loss.backward();

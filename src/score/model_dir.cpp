@@ -3,6 +3,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <type_traits>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -52,6 +53,8 @@ json info_json(const ModelInfo& i) {
                      {"attention_mlp", m.attention_mlp}, {"cross_layers", m.cross_layers},
                      {"attention_layers", m.attention_layers}, {"attention_heads", m.attention_heads},
                      {"attention_dim", m.attention_dim}, {"cin_layers", m.cin_layers},
+                     {"auxiliary_loss_weight", m.auxiliary_loss_weight},
+                     {"senet_reduction", m.senet_reduction}, {"graph_steps", m.graph_steps},
                      {"embedding_l2", m.embedding_l2}}},
           {"history_length", i.history_length},
           {"dataset", i.dataset},
@@ -85,8 +88,14 @@ ModelInfo info_from(const json& j) {
   m.attention_layers = mj.at("attention_layers").get<int>();
   m.attention_heads = mj.at("attention_heads").get<int>();
   m.attention_dim = mj.at("attention_dim").get<int>();
-  // Models saved before xDeepFM have no cin_layers (and no backbone that reads it).
-  if (mj.contains("cin_layers")) m.cin_layers = mj.at("cin_layers").get<std::vector<int>>();
+  // Models saved before a backbone existed lack its settings (and no backbone reads them).
+  auto read_if = [&mj](const char* key, auto& into) {
+    if (mj.contains(key)) into = mj.at(key).get<std::decay_t<decltype(into)>>();
+  };
+  read_if("cin_layers", m.cin_layers);
+  read_if("auxiliary_loss_weight", m.auxiliary_loss_weight);
+  read_if("senet_reduction", m.senet_reduction);
+  read_if("graph_steps", m.graph_steps);
   m.embedding_l2 = mj.at("embedding_l2").get<double>();
   i.history_length = j.at("history_length").get<int>();
   i.dataset = j.at("dataset").get<std::string>();

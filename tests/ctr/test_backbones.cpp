@@ -142,7 +142,7 @@ ctr::Batch first_rows(const SampleSet& set, const FeatureSchema& schema, int64_t
 class Backbones : public ::testing::TestWithParam<std::string> {};
 
 TEST(CtrBackbones, NamesAreTheRegisteredOnes) {
-  EXPECT_EQ(backbone_names(), (std::vector<std::string>{"din", "dcnv2", "deepfm", "autoint", "xdeepfm"}));
+  EXPECT_EQ(backbone_names(), (std::vector<std::string>{"din", "dcnv2", "deepfm", "autoint", "xdeepfm", "dien", "fibinet", "fignn"}));
 }
 
 TEST(CtrBackbones, UnknownNameThrowsConfigError) {
@@ -276,6 +276,266 @@ TEST(CtrBackbones, CompressedInteractionEqualsItsDefinition) {
   }
   EXPECT_THROW(ctr::CompressedInteraction(f, std::vector<int>{}), Error);
   EXPECT_THROW(ctr::CompressedInteraction(f, std::vector<int>{3, 0}), Error);
+}
+
+// FiBiNet's layers against their definitions: SENET re-weights field f by
+// relu(W2 relu(W1 mean_d(e))), the bilinear pair (i, j) is (e_i W_ij) * e_j.
+TEST(CtrBackbones, SqueezeExcitationAndBilinearEqualTheirDefinitions) {
+  torch::manual_seed(9);
+  const int64_t b = 3, f = 4, d = 5;
+  const torch::Tensor e = torch::randn({b, f, d});
+  ctr::SqueezeExcitation senet(f, 2);
+  auto sp = senet->named_parameters();
+  const torch::Tensor w1 = sp["squeeze.weight"], w2 = sp["excite.weight"];  // [2, 4], [4, 2]
+  ASSERT_EQ(w1.sizes(), (std::vector<int64_t>{2, 4}));
+  const torch::Tensor re = senet(e);
+  ctr::BilinearInteraction bilinear(f, d);
+  const torch::Tensor w = bilinear->named_parameters()["weight"];  // [6, d, d]
+  const torch::Tensor pairs = bilinear(e);
+  ASSERT_EQ(pairs.sizes(), (std::vector<int64_t>{b, 6, d}));
+  for (int64_t s = 0; s < b; ++s) {
+    std::vector<double> z(f), hidden(2, 0.0);
+    for (int64_t i = 0; i < f; ++i) z[i] = e[s][i].mean().item<double>();
+    for (int64_t r = 0; r < 2; ++r) {
+      for (int64_t i = 0; i < f; ++i) hidden[r] += w1[r][i].item<double>() * z[i];
+      hidden[r] = std::max(0.0, hidden[r]);
+    }
+    for (int64_t i = 0; i < f; ++i) {
+      double a = 0;
+      for (int64_t r = 0; r < 2; ++r) a += w2[i][r].item<double>() * hidden[r];
+      a = std::max(0.0, a);
+      for (int64_t c = 0; c < d; ++c)
+        EXPECT_NEAR(re[s][i][c].item<double>(), a * e[s][i][c].item<double>(), 1e-5);
+    }
+    int64_t p = 0;
+    for (int64_t i = 0; i < f; ++i)
+      for (int64_t j = i + 1; j < f; ++j, ++p)
+        for (int64_t c = 0; c < d; ++c) {
+          double v = 0;
+          for (int64_t k = 0; k < d; ++k) v += e[s][i][k].item<double>() * w[p][k][c].item<double>();
+          v *= e[s][j][c].item<double>();
+          EXPECT_NEAR(pairs[s][p][c].item<double>(), v, 1e-4) << s << " pair " << i << "," << j;
+        }
+  }
+}
+
+// libtorch's GRUCell written out (gates r, z, n in weight order): h' = (1 - z) n + z h.
+std::vector<double> gru_cell(const torch::Tensor& w_ih, const torch::Tensor& w_hh,
+                             const torch::Tensor& b_ih, const torch::Tensor& b_hh,
+                             const std::vector<double>& x, const std::vector<double>& h) {
+  const int64_t d = static_cast<int64_t>(h.size());
+  auto gate = [&](int64_t row, bool hidden_only) {
+    double v = b_hh[row].item<double>();
+    for (int64_t k = 0; k < d; ++k) v += w_hh[row][k].item<double>() * h[k];
+    if (hidden_only) return v;
+    v += b_ih[row].item<double>();
+    for (int64_t k = 0; k < d; ++k) v += w_ih[row][k].item<double>() * x[k];
+    return v;
+  };
+  auto sigmoid = [](double v) { return 1 / (1 + std::exp(-v)); };
+  std::vector<double> out(d);
+  for (int64_t c = 0; c < d; ++c) {
+    const double r = sigmoid(gate(c, false)), z = sigmoid(gate(d + c, false));
+    double xn = b_ih[2 * d + c].item<double>();
+    for (int64_t k = 0; k < d; ++k) xn += w_ih[2 * d + c][k].item<double>() * x[k];
+    const double n = std::tanh(xn + r * gate(2 * d + c, true));
+    out[c] = (1 - z) * n + z * h[c];
+  }
+  return out;
+}
+
+// FiGNN's field graph against its definition, node by node: edge weights a softmax over
+// j != i of leaky_relu(w . [e_i, e_j]); each step's message W_in[i] sum_j g_ij W_out[j] h_j
+// + b goes through the GRU cell with h_i, and e_i is added back.
+TEST(CtrBackbones, FieldGraphEqualsItsDefinition) {
+  torch::manual_seed(10);
+  const int64_t b = 2, f = 3, d = 4;
+  const int steps = 2;
+  ctr::FieldGraph graph(f, d, steps);
+  const torch::Tensor e = torch::randn({b, f, d});
+  const torch::Tensor got = graph(e);
+  ASSERT_EQ(got.sizes(), (std::vector<int64_t>{b, f, d}));
+  auto p = graph->named_parameters();
+  const torch::Tensor edge = p["edge.weight"];
+  for (int64_t s = 0; s < b; ++s) {
+    std::vector<std::vector<double>> emb(f, std::vector<double>(d)), g(f, std::vector<double>(f));
+    for (int64_t i = 0; i < f; ++i)
+      for (int64_t c = 0; c < d; ++c) emb[i][c] = e[s][i][c].item<double>();
+    for (int64_t i = 0; i < f; ++i) {
+      double total = 0;
+      for (int64_t j = 0; j < f; ++j) {
+        if (j == i) continue;
+        double v = 0;
+        for (int64_t c = 0; c < d; ++c)
+          v += edge[0][c].item<double>() * emb[i][c] + edge[0][d + c].item<double>() * emb[j][c];
+        g[i][j] = std::exp(v > 0 ? v : 0.01 * v);
+        total += g[i][j];
+      }
+      for (int64_t j = 0; j < f; ++j) g[i][j] /= total;
+    }
+    std::vector<std::vector<double>> h = emb;
+    for (int step = 0; step < steps; ++step) {
+      const std::string k = std::to_string(step);
+      const torch::Tensor w_in = p["w_in" + k], w_out = p["w_out" + k], bias = p["bias" + k];
+      std::vector<std::vector<double>> next(f);
+      for (int64_t i = 0; i < f; ++i) {
+        std::vector<double> aggregate(d, 0.0), message(d);
+        for (int64_t j = 0; j < f; ++j)
+          for (int64_t c = 0; c < d; ++c)
+            for (int64_t k2 = 0; k2 < d; ++k2)
+              aggregate[c] += g[i][j] * w_out[j][c][k2].item<double>() * h[j][k2];
+        for (int64_t c = 0; c < d; ++c) {
+          message[c] = bias[c].item<double>();
+          for (int64_t k2 = 0; k2 < d; ++k2) message[c] += w_in[i][c][k2].item<double>() * aggregate[k2];
+        }
+        next[i] = gru_cell(p["gru.weight_ih"], p["gru.weight_hh"], p["gru.bias_ih"],
+                           p["gru.bias_hh"], message, h[i]);
+        for (int64_t c = 0; c < d; ++c) next[i][c] += emb[i][c];
+      }
+      h = next;
+    }
+    for (int64_t i = 0; i < f; ++i)
+      for (int64_t c = 0; c < d; ++c)
+        EXPECT_NEAR(got[s][i][c].item<double>(), h[i][c], 1e-4) << s << " node " << i;
+  }
+  EXPECT_THROW(ctr::FieldGraph(f, d, 0), Error);
+}
+
+// DIEN's GRU against a per-sample loop over the present items in time order (the history
+// is stored most recent first, 0-padded; a gap id 0 inside it is skipped too): states at
+// every position, and the AUGRU's final state with each update gate scaled by its weight.
+TEST(CtrBackbones, InterestGruRunsOldestFirstAndSkipsPadding) {
+  torch::manual_seed(11);
+  const int64_t b = 3, n = 4, d = 3;
+  ctr::InterestGru gru(d);
+  const torch::Tensor x = torch::randn({b, n, d});
+  const torch::Tensor mask = torch::tensor({1.f, 1.f, 1.f, 0.f,  1.f, 0.f, 1.f, 0.f,  0.f, 0.f, 0.f, 0.f}).view({b, n});
+  const torch::Tensor weight = torch::rand({b, n}) * mask;
+  const torch::Tensor states = gru(x, mask), final = gru->final_state(x, weight);
+  ASSERT_EQ(states.sizes(), (std::vector<int64_t>{b, n, d}));
+  ASSERT_EQ(final.sizes(), (std::vector<int64_t>{b, d}));
+  auto p = gru->named_parameters();
+  const torch::Tensor wx = p["input.weight"], bx = p["input.bias"], wh = p["hidden.weight"], bh = p["hidden.bias"];
+  auto step = [&](const std::vector<double>& h, int64_t s, int64_t pos, double scale) {
+    std::vector<double> g(3 * d);
+    for (int64_t r = 0; r < 3 * d; ++r) {
+      g[r] = bx[r].item<double>();
+      for (int64_t k = 0; k < d; ++k) g[r] += wx[r][k].item<double>() * x[s][pos][k].item<double>();
+    }
+    std::vector<double> gh(3 * d);
+    for (int64_t r = 0; r < 3 * d; ++r) {
+      gh[r] = bh[r].item<double>();
+      for (int64_t k = 0; k < d; ++k) gh[r] += wh[r][k].item<double>() * h[k];
+    }
+    std::vector<double> out(d);
+    for (int64_t c = 0; c < d; ++c) {
+      const double u = scale / (1 + std::exp(-(g[c] + gh[c])));
+      const double r = 1 / (1 + std::exp(-(g[d + c] + gh[d + c])));
+      const double cand = std::tanh(g[2 * d + c] + r * gh[2 * d + c]);
+      out[c] = h[c] + u * (cand - h[c]);
+    }
+    return out;
+  };
+  for (int64_t s = 0; s < b; ++s) {
+    std::vector<double> h(d, 0.0), evolved(d, 0.0);
+    for (int64_t pos = n - 1; pos >= 0; --pos) {
+      if (mask[s][pos].item<float>() > 0) {
+        h = step(h, s, pos, 1.0);
+        evolved = step(evolved, s, pos, weight[s][pos].item<double>());
+      }
+      for (int64_t c = 0; c < d; ++c)
+        EXPECT_NEAR(states[s][pos][c].item<double>(), h[c], 1e-5) << s << " position " << pos;
+    }
+    for (int64_t c = 0; c < d; ++c) EXPECT_NEAR(final[s][c].item<double>(), evolved[c], 1e-5) << s;
+  }
+  // A sample without history keeps the zero state.
+  EXPECT_EQ(states[2].abs().sum().item<double>(), 0.0);
+}
+
+TEST(CtrBackbones, FusedInterestGruMatchesPlainOps) {
+  for (int threads : {1, 2}) {
+    at::set_num_threads(threads);
+    torch::manual_seed(13);
+    ctr::InterestGru fused(6);
+    torch::manual_seed(13);
+    ctr::InterestGru plain(6, /*allow_fused=*/false);
+    const auto x = torch::randn({70, 5, 6});
+    const auto mask = (torch::rand({70, 5}) > 0.3).to(torch::kFloat);
+    const auto weight = torch::rand({70, 5}) * mask;
+    const auto out_weights = torch::randn({70, 5, 6}), final_weights = torch::randn({70, 6});
+    torch::Tensor states[2], final[2];
+    std::vector<torch::Tensor> grads[2];
+    int i = 0;
+    for (ctr::InterestGru* gru : {&fused, &plain}) {
+      auto xi = x.clone().requires_grad_(), wi = weight.clone().requires_grad_();
+      states[i] = (*gru)(xi, mask);
+      final[i] = (*gru)->final_state(xi, wi);
+      ((states[i] * out_weights).sum() + (final[i] * final_weights).sum()).backward();
+      grads[i] = {xi.grad(), wi.grad()};
+      for (const auto& p : (*gru)->parameters()) grads[i].push_back(p.grad());
+      ++i;
+    }
+    EXPECT_TRUE(torch::allclose(states[0], states[1], 1e-5, 1e-6));
+    EXPECT_TRUE(torch::allclose(final[0], final[1], 1e-5, 1e-6));
+    ASSERT_EQ(grads[0].size(), 6u);
+    for (std::size_t j = 0; j < grads[0].size(); ++j) {
+      ASSERT_TRUE(grads[0][j].defined()) << "gradient " << j;
+      EXPECT_TRUE(torch::allclose(grads[0][j], grads[1][j], 1e-4, 1e-5)) << "gradient " << j;
+    }
+  }
+  at::set_num_threads(1);
+}
+
+// DIEN's auxiliary loss exists only in training (and with a positive weight), reaches the
+// extractor's parameters by itself, and equals its definition: the state after the older
+// item scores the next item (label 1) and the next sample's item at that position (label 0).
+TEST(CtrBackbones, DienAuxiliaryLossFollowsItsDefinition) {
+  torch::manual_seed(12);
+  const CtrDataset data = synthetic();
+  ModelConfig config = small_model("dien");
+  config.auxiliary_loss_weight = 0.5;
+  auto model = ctr::make_backbone(data.schema, config);
+  const ctr::Batch batch = first_rows(data.train, data.schema, 16);
+  model->eval();
+  model->forward(batch);
+  EXPECT_FALSE(model->auxiliary_loss().defined());
+  model->train();
+  model->forward(batch);
+  const torch::Tensor aux = model->auxiliary_loss();
+  ASSERT_TRUE(aux.defined());
+  aux.backward();
+  const torch::Tensor extractor_grad = model->named_parameters()["extractor.hidden.weight"].grad();
+  ASSERT_TRUE(extractor_grad.defined());
+  EXPECT_GT(extractor_grad.abs().sum().item<double>(), 0.0);
+
+  // The reference, from the model's own embeddings and extractor states.
+  torch::NoGradGuard no_grad;
+  const ctr::FieldEmbeddings e = model->embedding(batch);
+  auto extractor = std::dynamic_pointer_cast<ctr::InterestGruImpl>(model->named_children()["extractor"]);
+  ASSERT_TRUE(extractor);
+  const torch::Tensor states = extractor->forward(e.history, e.history_mask);
+  double sum = 0;
+  int count = 0;
+  const int64_t rows = 16, n = kHistory;
+  auto softplus = [](double v) { return std::log1p(std::exp(v)); };
+  for (int64_t s = 0; s < rows; ++s) {
+    const int64_t other = (s + rows - 1) % rows;  // roll(1): row s takes row s - 1's items
+    for (int64_t pos = 0; pos + 1 < n; ++pos) {
+      if (e.history_mask[s][pos].item<float>() == 0 || e.history_mask[s][pos + 1].item<float>() == 0) continue;
+      const torch::Tensor h = states[s][pos + 1];
+      sum += softplus(-(h * e.history[s][pos]).sum().item<double>()), ++count;
+      if (e.history_mask[other][pos].item<float>() == 0) continue;
+      sum += softplus((h * e.history[other][pos]).sum().item<double>()), ++count;
+    }
+  }
+  ASSERT_GT(count, 0);
+  EXPECT_NEAR(aux.item<double>(), 0.5 * sum / count, 1e-5);
+
+  config.auxiliary_loss_weight = 0;
+  auto without = ctr::make_backbone(data.schema, config);
+  without->train();
+  without->forward(batch);
+  EXPECT_FALSE(without->auxiliary_loss().defined());
 }
 
 TEST(CtrBackbones, TargetAttentionIgnoresMaskedItems) {
@@ -433,7 +693,8 @@ TEST_P(Backbones, LearnsFromTheSideInputAlone) {
 }
 
 INSTANTIATE_TEST_SUITE_P(All, Backbones,
-                         ::testing::Values("din", "dcnv2", "deepfm", "autoint", "xdeepfm"),
+                         ::testing::Values("din", "dcnv2", "deepfm", "autoint", "xdeepfm", "dien",
+                                           "fibinet", "fignn"),
                          [](const auto& info) { return info.param; });
 
 TEST(CtrTrainer, SameSeedOnOneThreadIsDeterministic) {

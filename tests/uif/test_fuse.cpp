@@ -308,7 +308,7 @@ TEST_P(FuseBackbones, FuseThePartitionsOnce) {
   EXPECT_EQ(fuse_layers, 1) << GetParam();
 }
 
-INSTANTIATE_TEST_SUITE_P(All, FuseBackbones, ::testing::Values("din", "dcnv2", "deepfm", "autoint", "xdeepfm"),
+INSTANTIATE_TEST_SUITE_P(All, FuseBackbones, ::testing::Values("din", "dcnv2", "deepfm", "autoint", "xdeepfm", "dien", "fibinet", "fignn"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

@@ -24,6 +24,10 @@ class Backbone : public torch::nn::Module {
   // trainer. The default covers `embedding`; a backbone with more tables adds them.
   virtual torch::Tensor embedding_l2(const Batch& batch) { return embedding->l2_penalty(batch); }
 
+  // A loss of the last forward() in training mode besides the click loss (DIEN's auxiliary
+  // loss), already weighted; undefined when the backbone has none. The trainer adds it.
+  virtual torch::Tensor auxiliary_loss() { return {}; }
+
   // The field embeddings (and the side-input plug) every backbone has.
   FeatureEmbedding embedding{nullptr};
 };
@@ -38,5 +42,8 @@ std::shared_ptr<Backbone> make_dcnv2(const FeatureSchema& schema, const ModelCon
 std::shared_ptr<Backbone> make_deepfm(const FeatureSchema& schema, const ModelConfig& config);
 std::shared_ptr<Backbone> make_autoint(const FeatureSchema& schema, const ModelConfig& config);
 std::shared_ptr<Backbone> make_xdeepfm(const FeatureSchema& schema, const ModelConfig& config);
+std::shared_ptr<Backbone> make_dien(const FeatureSchema& schema, const ModelConfig& config);
+std::shared_ptr<Backbone> make_fibinet(const FeatureSchema& schema, const ModelConfig& config);
+std::shared_ptr<Backbone> make_fignn(const FeatureSchema& schema, const ModelConfig& config);
 
 }  // namespace liber::ctr

@@ -1,5 +1,6 @@
 // Shared libtorch layers of the CTR backbones: field embeddings (with the side-input plug),
-// MLP, DIN target attention, DCNv2 cross network, AutoInt self-attention and the FM term.
+// MLP, DIN target attention, DCNv2 cross network, AutoInt self-attention, xDeepFM's CIN,
+// FiBiNet's SENET and bilinear interaction, FiGNN's field graph, DIEN's GRU and the FM term.
 // Every backbone in src/ctr/ is a short composition of these.
 #pragma once
 
@@ -181,6 +182,89 @@ class CompressedInteractionImpl : public torch::nn::Module {
   torch::nn::Linear output_{nullptr};      // sum H_k -> 1
 };
 TORCH_MODULE(CompressedInteraction);
+
+// FiBiNet's squeeze-excitation (Huang et al., RecSys 2019): each field's embedding mean
+// goes through a bottleneck F -> max(1, F / reduction) -> F (no bias, ReLU after each) and
+// re-weights that field. [B, F, d] -> [B, F, d].
+class SqueezeExcitationImpl : public torch::nn::Module {
+ public:
+  SqueezeExcitationImpl(int64_t fields, int reduction);
+  torch::Tensor forward(const torch::Tensor& fields);
+
+ private:
+  torch::nn::Linear squeeze_{nullptr}, excite_{nullptr};
+};
+TORCH_MODULE(SqueezeExcitation);
+
+// FiBiNet's bilinear interaction, one d x d matrix per field pair ("field-interaction"):
+// p_ij = (e_i W_ij) * e_j for i < j. [B, F, d] -> [B, F(F-1)/2, d]. All pairs run as one
+// batched matmul.
+class BilinearInteractionImpl : public torch::nn::Module {
+ public:
+  BilinearInteractionImpl(int64_t fields, int64_t dim);
+  torch::Tensor forward(const torch::Tensor& fields);
+
+ private:
+  torch::Tensor left_, right_;  // [P] field indices of each pair
+  torch::Tensor weight_;        // [P, d, d]
+};
+TORCH_MODULE(BilinearInteraction);
+
+// FiGNN's field graph (Li et al., CIKM 2019): fields are the nodes of a complete graph whose
+// edge weights are a softmax over LeakyReLU(w . [e_i, e_j]) (no self-loops), computed once
+// from the embeddings. Each of `steps` rounds passes messages W_in[i] sum_j g_ij W_out[j] h_j
+// (+ b), updates every node with a GRU cell and adds the embeddings back (residual).
+// [B, F, d] -> [B, F, d].
+class FieldGraphImpl : public torch::nn::Module {
+ public:
+  FieldGraphImpl(int64_t fields, int64_t dim, int steps);
+  torch::Tensor forward(const torch::Tensor& fields);
+
+ private:
+  int64_t fields_, dim_;
+  torch::nn::Linear edge_{nullptr};  // [e_i, e_j] -> edge logit, evaluated as two halves
+  std::vector<torch::Tensor> w_in_, w_out_, bias_;                 // per step: [F, d, d], [d]
+  torch::nn::GRUCell gru_{nullptr};
+};
+TORCH_MODULE(FieldGraph);
+
+// FiGNN's attentional scoring: each node's state scores the sample (w . h_i), a sigmoid gate
+// over all states weighs the scores, their sum is the logit. [B, F, d] -> [B].
+class AttentionalScoreImpl : public torch::nn::Module {
+ public:
+  AttentionalScoreImpl(int64_t fields, int64_t dim);
+  torch::Tensor forward(const torch::Tensor& states);
+
+ private:
+  torch::nn::Linear score_{nullptr}, gate_{nullptr};
+};
+TORCH_MODULE(AttentionalScore);
+
+// DIEN's interest extractor (Zhou et al., AAAI 2019): a GRU over the history in time order,
+// oldest first. The history is stored most recent first and 0-padded at the end, so the GRU
+// runs from the last position to the first, a masked step leaving the state as it is.
+// keys [B, N, d], mask [B, N] -> states [B, N, d] (the state after each position's item,
+// zero before the first item).
+// Its cell is h' = h + u * (n - h), u the update gate: the form AUGRU scales by attention.
+// The gates run as one fused kernel; allow_fused = false keeps plain libtorch ops (same
+// parameters, same result).
+class InterestGruImpl : public torch::nn::Module {
+ public:
+  explicit InterestGruImpl(int64_t dim, bool allow_fused = true);
+  torch::Tensor forward(const torch::Tensor& keys, const torch::Tensor& mask);
+  // The same recurrence with every step's update gate scaled by step_weight [B, N] (DIEN's
+  // AUGRU; weight 0 leaves the state as it is). -> the final state [B, d].
+  torch::Tensor final_state(const torch::Tensor& inputs, const torch::Tensor& step_weight);
+
+ private:
+  // Runs the recurrence; with `all_states` every position's state, else the final one.
+  torch::Tensor run(const torch::Tensor& inputs, const torch::Tensor& step_weight, bool all_states);
+  int64_t dim_;
+  bool fused_;
+  torch::nn::Linear input_{nullptr};   // x -> [u, r, n] gates, once for all positions
+  torch::nn::Linear hidden_{nullptr};  // h -> [u, r, n] gates, once per step
+};
+TORCH_MODULE(InterestGru);
 
 // Factorization-machine second-order term: sum over field pairs of <e_i, e_j>,
 // 0.5 * ((sum_i e_i)^2 - sum_i e_i^2) summed over d. [B, F, d] -> [B].
