@@ -6,9 +6,11 @@
 #include <memory>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "cli.h"
 #include "report.h"
+#include "liber/ctr.h"
 #include "liber/error.h"
 #include "liber/experiment.h"
 
@@ -35,9 +37,10 @@ void read_if(const nlohmann::json& j, const char* key, T& into) {
 }
 
 // configs/experiment-*.json: {"variants": {"cascade", "kar", "nocascade"}, "seeds": [...],
-// "backbones": [...], "max_users", "train": {...}, "model": {...}, "backbone_models":
+// "backbones": [...], "max_users", "train": {...}, "model": {...}, "backbones_config":
 // {"din": {...}}, "interests": {"slots", "fused_dim", "hidden", "reduced_dim", "query",
-// "interaction", "similarity"}, "content", "controls", "bootstrap_resamples", "out_dir"}. "cascade": ""
+// "interaction", "similarity"}, "content", "controls", "arms", "bootstrap_resamples",
+// "out_dir"}. "cascade": ""
 // runs without an LLM input (content and the controls only).
 void apply_config(const nlohmann::json& j, ExperimentConfig& c, std::vector<std::string>& backbones,
                   std::vector<uint64_t>& seeds) {
@@ -58,6 +61,7 @@ void apply_config(const nlohmann::json& j, ExperimentConfig& c, std::vector<std:
   read_if(j, "all_users_baseline", c.all_users_baseline);
   read_if(j, "content", c.content);
   read_if(j, "controls", c.controls);
+  if (c.arms.empty()) read_if(j, "arms", c.arms);
   read_if(j, "bootstrap_resamples", c.bootstrap_resamples);
   if (c.out_dir.empty()) read_if(j, "out_dir", c.out_dir);
   if (j.contains("train")) apply_train_json(j["train"], c.train);
@@ -91,9 +95,14 @@ void add_experiment_command(CLI::App& app) {
   cmd->add_option("--history", f->history_length, "recent item ids per sample")->capture_default_str();
   cmd->add_option("--config", f->config_path, "experiment JSON (see configs/experiment-ml-1m.json)")
       ->required();
-  cmd->add_option("--backbones", f->backbones, "comma-separated subset of din,dcnv2,deepfm,autoint")
+  cmd->add_option("--backbones", f->backbones,
+                  fmt::format("comma-separated subset of {}", fmt::join(backbone_names(), ",")))
       ->delimiter(',');
   cmd->add_option("--seeds", f->seeds, "comma-separated seeds (default: the config's)")->delimiter(',');
+  cmd->add_option("--arms", f->config.arms,
+                  "comma-separated arms to train, e.g. base or base,random,shuffled,content "
+                  "(default: the config's, else all; base always runs)")
+      ->delimiter(',');
   cmd->add_option("--out", f->config.out_dir, "output directory (default: the config's out_dir)");
   cmd->add_option("--store", f->config.store,
                   "the store: dataset, every variant's records and vectors (default: the config's)");

@@ -54,6 +54,10 @@ struct ExperimentConfig {
   }();
   bool content = true;          // the content arms (liber encode makes the item text vectors)
   bool controls = true;         // the random and shuffled controls
+  // Which arms to train, by label (base, random, shuffled, content, liber, ...): empty = all
+  // the store allows. The backbone alone ("base") always runs, as every difference is taken
+  // against it; a knowledge arm needs its controls listed too.
+  std::vector<std::string> arms;
   int bootstrap_resamples = 1000;
   bool all_users_baseline = true;  // also each backbone alone on every user of the log
   std::size_t max_users = 0;    // cap on the LIBER population (0 = every fully encoded user)

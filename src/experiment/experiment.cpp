@@ -97,6 +97,9 @@ std::string run_key(const Arm& arm, const CtrDataset& data, const ModelConfig& m
   // Settings added since runs were first keyed enter the key only for the backbones that
   // read them, so stored runs of the others stay found.
   if (m.backbone == "xdeepfm") h = fnv1a(fmt::format("|cin {}", ints(m.cin_layers)), h);
+  if (m.backbone == "dien") h = fnv1a(fmt::format("|aux {}", m.auxiliary_loss_weight), h);
+  if (m.backbone == "fibinet") h = fnv1a(fmt::format("|senet {}", m.senet_reduction), h);
+  if (m.backbone == "fignn") h = fnv1a(fmt::format("|graph {}", m.graph_steps), h);
   h = fnv1a(fmt::format("|{}|{}|{}|{}|{}", t.max_epochs, t.batch_size, t.learning_rate, t.patience, t.seed), h);
   h = fnv1a(fmt::format("|{}|{}|{}", split.test_fraction, split.valid_fraction, split.history_length), h);
   if (arm.table)
@@ -170,6 +173,34 @@ double stddev(const std::vector<double>& v) {  // sample std (n - 1); 0 for one 
   double s = 0;
   for (double x : v) s += (x - m) * (x - m);
   return std::sqrt(s / static_cast<double>(v.size() - 1));
+}
+
+// The arms named in `wanted` (and the backbone alone). A name that is no arm of this
+// experiment, or a knowledge arm without its controls, is a config error.
+std::vector<Arm> select_arms(const std::vector<Arm>& arms, const std::vector<std::string>& wanted) {
+  std::set<std::string> labels;
+  for (const Arm& a : arms) labels.insert(a.label);
+  for (const std::string& w : wanted)
+    if (!labels.contains(w))
+      throw Error(ErrorKind::Config, fmt::format("experiment: no arm '{}' (this store and config "
+                                                 "have: {})",
+                                                 w, fmt::join(labels, ", ")));
+  const std::set<std::string> keep(wanted.begin(), wanted.end());
+  std::vector<Arm> out;
+  for (const Arm& a : arms) {
+    if (a.label != "base" && !keep.contains(a.label)) continue;
+    std::vector<std::string> controls;
+    if (!a.random_control.empty()) controls.push_back(a.random_control);
+    controls.insert(controls.end(), a.shuffled_controls.begin(), a.shuffled_controls.end());
+    for (const std::string& c : controls)
+      if (!keep.contains(c))
+        throw Error(ErrorKind::Config,
+                    fmt::format("experiment: arm '{}' is judged against its controls; list "
+                                "'{}' too",
+                                a.label, c));
+    out.push_back(a);
+  }
+  return out;
 }
 
 }  // namespace
@@ -394,6 +425,8 @@ ExperimentResult run_experiment(const ExperimentConfig& cfg) {
     arms.push_back({p, "liber", &sub, subset.size(), &cascade_of_subset, "attention"});
     arms.push_back({p, "liber-no-cascade", &sub, subset.size(), &nocascade, "attention"});
   }
+
+  if (!cfg.arms.empty()) arms = select_arms(arms, cfg.arms);
 
   ItemTextTable items;  // the target's text vector, for a text query
   if (cfg.fuse.needs_item_texts()) items = load_item_text_table(*store, log);

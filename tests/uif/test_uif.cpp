@@ -436,6 +436,34 @@ TEST(UifExperiment, PipelineOnATinyFixtureReturnsRecordsAndWritesJsonAndVectors)
   for (const auto& e : fs::directory_iterator(dir / "out" / "runs")) kept += e.path().extension() == ".json";
   EXPECT_EQ(kept, r.records.size());
 
+  // Some arms only: the backbone alone always runs (here reused from out/runs); a knowledge
+  // arm without its controls, or a name that is no arm, is refused.
+  ExperimentConfig base_only = cfg;
+  base_only.arms = {"base"};
+  const ExperimentResult bases = run_experiment(base_only);
+  ASSERT_EQ(bases.records.size(), 4u);
+  for (const ResultRecord& rec : bases.records) {
+    EXPECT_EQ(rec.variant, "base");
+    const auto same = std::find_if(r.records.begin(), r.records.end(), [&](const ResultRecord& o) {
+      return o.population == rec.population && o.variant == "base" && o.seed == rec.seed;
+    });
+    ASSERT_NE(same, r.records.end());
+    EXPECT_EQ(rec.result.train_seconds, same->result.train_seconds);  // not retrained
+  }
+  for (const auto& [wanted, message] :
+       std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"content"}, "list 'random' too"}, {{"base", "nope"}, "no arm 'nope'"}}) {
+    ExperimentConfig some = cfg;
+    some.arms = wanted;
+    try {
+      run_experiment(some);
+      ADD_FAILURE() << message;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::Config);
+      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+    }
+  }
+
   // The CLI presents them, from the store alone: the table, results.md and the chart.
   const char* cli = std::getenv("LIBER_TEST_CLI");
   if (!cli) GTEST_SKIP() << "LIBER_TEST_CLI not set (run through ctest)";
