@@ -45,7 +45,8 @@ class Dien : public Backbone {
 
  private:
   // The state after item p+1 (the older one) scores the item at p against the item at p of
-  // the sample before it in the batch (a negative drawn from the batch's own behaviors): binary
+  // the sample before it in the batch (a negative drawn from the batch's own behaviors, so
+  // as popular as the behaviors are; skipped where it is the positive item itself): binary
   // cross-entropy of both inner products, averaged over the pairs present.
   static torch::Tensor auxiliary_loss(const torch::Tensor& states, const torch::Tensor& items,
                                       const torch::Tensor& mask) {
@@ -55,7 +56,9 @@ class Dien : public Backbone {
     torch::Tensor positive = items.narrow(1, 0, n - 1);
     torch::Tensor negative = positive.roll(1, 0);
     torch::Tensor present = mask.narrow(1, 1, n - 1) * mask.narrow(1, 0, n - 1);
-    torch::Tensor negative_present = present * mask.narrow(1, 0, n - 1).roll(1, 0);
+    // Equal embedding rows are the same item (rows start random and train apart).
+    torch::Tensor negative_present = present * mask.narrow(1, 0, n - 1).roll(1, 0) *
+                                     (negative != positive).any(-1).to(present.dtype());
     auto term = [&](const torch::Tensor& item, const torch::Tensor& weight, float label) {
       torch::Tensor logit = (h * item).sum(-1);
       return torch::binary_cross_entropy_with_logits(logit, torch::full_like(logit, label), weight,

@@ -488,14 +488,17 @@ TEST(CtrBackbones, FusedInterestGruMatchesPlainOps) {
 
 // DIEN's auxiliary loss exists only in training (and with a positive weight), reaches the
 // extractor's parameters by itself, and equals its definition: the state after the older
-// item scores the next item (label 1) and the next sample's item at that position (label 0).
+// item scores the next item (label 1) and the previous sample's item at that position
+// (label 0) unless that is the same item.
 TEST(CtrBackbones, DienAuxiliaryLossFollowsItsDefinition) {
   torch::manual_seed(12);
   const CtrDataset data = synthetic();
   ModelConfig config = small_model("dien");
   config.auxiliary_loss_weight = 0.5;
   auto model = ctr::make_backbone(data.schema, config);
-  const ctr::Batch batch = first_rows(data.train, data.schema, 16);
+  ctr::Batch batch = first_rows(data.train, data.schema, 16);
+  // Row 1 has row 0's history: its negatives (row 0's items) are its positives, not counted.
+  batch.sequences[1].copy_(batch.sequences[0]);
   model->eval();
   model->forward(batch);
   EXPECT_FALSE(model->auxiliary_loss().defined());
@@ -515,7 +518,7 @@ TEST(CtrBackbones, DienAuxiliaryLossFollowsItsDefinition) {
   ASSERT_TRUE(extractor);
   const torch::Tensor states = extractor->forward(e.history, e.history_mask);
   double sum = 0;
-  int count = 0;
+  int count = 0, same = 0;
   const int64_t rows = 16, n = kHistory;
   auto softplus = [](double v) { return std::log1p(std::exp(v)); };
   for (int64_t s = 0; s < rows; ++s) {
@@ -525,10 +528,15 @@ TEST(CtrBackbones, DienAuxiliaryLossFollowsItsDefinition) {
       const torch::Tensor h = states[s][pos + 1];
       sum += softplus(-(h * e.history[s][pos]).sum().item<double>()), ++count;
       if (e.history_mask[other][pos].item<float>() == 0) continue;
+      if (e.history[other][pos].equal(e.history[s][pos])) {  // the same item
+        ++same;
+        continue;
+      }
       sum += softplus((h * e.history[other][pos]).sum().item<double>()), ++count;
     }
   }
   ASSERT_GT(count, 0);
+  EXPECT_GT(same, 0);
   EXPECT_NEAR(aux.item<double>(), 0.5 * sum / count, 1e-5);
 
   config.auxiliary_loss_weight = 0;
