@@ -225,38 +225,6 @@ torch::Tensor FirstOrder::operator()(const Batch& batch, const torch::Tensor& si
 }
 
 // ---------------------------------------------------------------------------------------
-// CompressedInteraction
-
-CompressedInteractionImpl::CompressedInteractionImpl(int64_t fields, const std::vector<int>& layers) {
-  if (layers.empty()) throw Error(ErrorKind::Config, "cin_layers: at least one layer");
-  int64_t previous = fields, pooled = 0;
-  for (std::size_t k = 0; k < layers.size(); ++k) {
-    if (layers[k] <= 0) throw Error(ErrorKind::Config, "cin_layers must be positive");
-    torch::nn::Linear linear(previous * fields, layers[k]);
-    init_linear(linear);
-    layers_.push_back(register_module("cin" + std::to_string(k), linear));
-    previous = layers[k];
-    pooled += layers[k];
-  }
-  output_ = register_module("output", torch::nn::Linear(pooled, 1));
-  init_linear(output_);
-}
-
-torch::Tensor CompressedInteractionImpl::forward(const torch::Tensor& x0) {
-  // In [B, d, maps] layout the channel map is one Linear on the last axis and no transpose
-  // is copied: products [B, d, H, F] (channel i * F + j) -> [B, d, H * F] -> [B, d, H_k].
-  const torch::Tensor base = x0.transpose(1, 2);  // [B, d, F]
-  const int64_t b = base.size(0), d = base.size(1);
-  torch::Tensor x = base;
-  std::vector<torch::Tensor> pooled;
-  for (auto& layer : layers_) {
-    x = layer((x.unsqueeze(3) * base.unsqueeze(2)).view({b, d, -1}));
-    pooled.push_back(x.sum(1));  // [B, H_k]
-  }
-  return output_(torch::cat(pooled, 1)).squeeze(-1);
-}
-
-// ---------------------------------------------------------------------------------------
 // FM
 
 torch::Tensor fm_interaction(const torch::Tensor& fields) {

@@ -546,6 +546,34 @@ TEST(CtrBackbones, DienAuxiliaryLossFollowsItsDefinition) {
   EXPECT_FALSE(without->auxiliary_loss().defined());
 }
 
+TEST(CtrBackbones, FusedCompressedInteractionMatchesPlainOps) {
+  for (int threads : {1, 2}) {
+    at::set_num_threads(threads);
+    torch::manual_seed(14);
+    ctr::CompressedInteraction fused(5, std::vector<int>{4, 3});
+    torch::manual_seed(14);
+    ctr::CompressedInteraction plain(5, std::vector<int>{4, 3}, /*allow_fused=*/false);
+    const auto x0 = torch::randn({70, 5, 6});
+    const auto weights = torch::randn({70});
+    torch::Tensor out[2];
+    std::vector<torch::Tensor> grads[2];
+    int i = 0;
+    for (ctr::CompressedInteraction* cin : {&fused, &plain}) {
+      auto xi = x0.clone().requires_grad_();
+      out[i] = (*cin)(xi);
+      (out[i] * weights).sum().backward();
+      grads[i] = {xi.grad()};
+      for (const auto& p : (*cin)->parameters()) grads[i].push_back(p.grad());
+      ++i;
+    }
+    EXPECT_TRUE(torch::allclose(out[0], out[1], 1e-5, 1e-5));
+    ASSERT_EQ(grads[0].size(), 7u);
+    for (std::size_t j = 0; j < grads[0].size(); ++j)
+      EXPECT_TRUE(torch::allclose(grads[0][j], grads[1][j], 1e-4, 1e-5)) << "gradient " << j;
+  }
+  at::set_num_threads(1);
+}
+
 TEST(CtrBackbones, TargetAttentionIgnoresMaskedItems) {
   torch::manual_seed(2);
   ctr::TargetAttention att(6, std::vector<int>{8});

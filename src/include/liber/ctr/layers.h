@@ -171,13 +171,16 @@ class FirstOrder {
 //   X_k[h, :] = sum_{i, j} W_k[h, i, j] X_{k-1}[i, :] * X_0[j, :] + b_k[h],
 // each layer's maps sum-pooled over the embedding dimension, all pooled values -> one logit.
 // (FuxiCTR's CompressedInteractionNet: a kernel-1 Conv1d over the products, no activation.)
-// [B, F, d] -> [B].
+// [B, F, d] -> [B]. The products run as one fused kernel; allow_fused = false keeps plain
+// libtorch ops (same parameters, same result).
 class CompressedInteractionImpl : public torch::nn::Module {
  public:
-  CompressedInteractionImpl(int64_t fields, const std::vector<int>& layers);
+  CompressedInteractionImpl(int64_t fields, const std::vector<int>& layers,
+                            bool allow_fused = true);
   torch::Tensor forward(const torch::Tensor& x0);
 
  private:
+  bool fused_;
   std::vector<torch::nn::Linear> layers_;  // F * H_{k-1} -> H_k, over the product channels
   torch::nn::Linear output_{nullptr};      // sum H_k -> 1
 };
