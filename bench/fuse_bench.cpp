@@ -9,6 +9,9 @@
 //   build/fuse_bench                                   # all cases
 //   build/fuse_bench --benchmark_filter=Backbone/deepfm
 //
+// InterestGru/{fused,plain}: DIEN's two GRUs with the fused kernel and with plain libtorch
+// ops (the kernel's gain).
+//
 // items_per_second is samples/s; the ratio to read is Backbone/<name>/attention (or mean)
 // over Backbone/<name>/none from the same run. Backbone/<name>/plumbing is the backbone with
 // a side input that does no work: the cost of the extra field alone.
@@ -152,7 +155,30 @@ void BackboneStep(benchmark::State& state, const std::string& backbone, const st
   state.SetItemsProcessed(state.iterations() * kBatch);
 }
 
+// DIEN's two GRUs on one batch (the history's 10 steps, 1 in 4 padded): the extractor
+// (every state) and the AUGRU (final state, attention-scaled), forward + backward, with the
+// fused kernel and with plain libtorch ops (the same parameters and results).
+void InterestGruStep(benchmark::State& state, bool fused) {
+  liber::set_compute_threads(kThreads);
+  torch::manual_seed(1);
+  liber::ctr::InterestGru extractor(16, fused), evolution(16, fused);
+  const torch::Tensor x = torch::randn({kBatch, kHistory, 16}).requires_grad_();
+  const torch::Tensor mask = (torch::rand({kBatch, kHistory}) > 0.25).to(torch::kFloat);
+  const torch::Tensor weight = (torch::rand({kBatch, kHistory}) * mask).requires_grad_();
+  for (auto _ : state) {
+    extractor->zero_grad();
+    evolution->zero_grad();
+    const torch::Tensor states = extractor(x, mask);
+    (states.sum() + evolution->final_state(states, weight).sum()).backward();
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+
 void register_all() {
+  for (bool fused : {true, false})
+    benchmark::RegisterBenchmark(fused ? "InterestGru/fused" : "InterestGru/plain",
+                                 [fused](benchmark::State& st) { InterestGruStep(st, fused); })
+        ->Unit(benchmark::kMillisecond);
   for (const char* fusion : {"attention", "attention-nosim", "mean", "attention-dense"})
     benchmark::RegisterBenchmark((std::string("FuseLayer/") + fusion).c_str(),
                                  [f = std::string(fusion)](benchmark::State& st) { FuseLayerStep(st, f); })

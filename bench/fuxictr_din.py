@@ -98,9 +98,8 @@ SEQUENCE_COLUMNS = {"item_genres", "history_item_ids"}
 JOIN_COLUMNS = ("user", "timestamp")
 
 
-def parse_args():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_common_args(p):
+    """The options every FuxiCTR peer benchmark shares (bench/fuxictr_peer.py uses them too)."""
     p.add_argument("--liber", default=os.path.join(REPO, "build", "liber"),
                    help="liber CLI (default: build/liber)")
     p.add_argument("--data-dir", default="../shared/data/ml-1m-partial",
@@ -129,7 +128,9 @@ def parse_args():
     p.add_argument("--json-out", help="also write the comparison as JSON here")
     p.add_argument("--strict", action="store_true", help="exit 1 when a goal is missed")
     p.add_argument("--quiet", action="store_true", help="no FuxiCTR/liber log lines")
-    args = p.parse_args()
+
+
+def check_common_args(p, args):
     for name in ("threads", "embedding_dim", "batch_size", "epochs", "patience", "history"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be positive")
@@ -138,8 +139,18 @@ def parse_args():
     return args
 
 
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(p)
+    return check_common_args(p, p.parse_args())
+
+
+LOG_NAME = "fuxictr_din"  # the prefix of log lines (a script importing this module sets its own)
+
+
 def log(msg):
-    print(f"[fuxictr_din] {msg}", file=sys.stderr, flush=True)
+    print(f"[{LOG_NAME}] {msg}", file=sys.stderr, flush=True)
 
 
 def data_options(args):
@@ -201,9 +212,12 @@ def pad_rows(lists, width):
     return arr
 
 
-def build_longctr_layout(splits, sparse_cols, seq_cols, history, data_dir):
+def build_longctr_layout(splits, sparse_cols, seq_cols, history, data_dir, per_sample=False):
     """Writes {train,valid,test}.parquet, user_info.parquet and item_info.parquet; returns
-    the vocab size of every feature and the sequence layout used."""
+    the vocab size of every feature and the sequence layout used. per_sample: one user_info
+    row per sample holding exactly its exported history (oldest first) even where the
+    per-user layout would reproduce it (for "post" padding, whose truncation keeps a
+    sequence's oldest items)."""
     import numpy as np
     import pandas as pd
     names = ("train", "valid", "test")
@@ -244,8 +258,8 @@ def build_longctr_layout(splits, sparse_cols, seq_cols, history, data_dir):
     seq_len_all[order] = seq_len_sorted
 
     hist_all = [h for n in names for h in splits[n]["history_item_ids"]]
-    exact = True
-    for i in range(len(hist_all)):
+    exact = not per_sample
+    for i in range(len(hist_all) if exact else 0):
         seq = user_seqs[int(users[i])]
         l = int(seq_len_all[i])
         expect = seq[max(0, l - history):l][::-1].tolist()  # most recent first, as exported
@@ -262,8 +276,9 @@ def build_longctr_layout(splits, sparse_cols, seq_cols, history, data_dir):
     else:
         # One user_info row per sample holding exactly its exported history (oldest first).
         layout = "per-sample"
-        log("exported histories are not prefixes of per-user sequences; "
-            "using one user_info row per sample")
+        if not per_sample:
+            log("exported histories are not prefixes of per-user sequences; "
+                "using one user_info row per sample")
         user_info = [h[::-1] for h in hist_all]
         user_index_all = np.arange(len(hist_all), dtype=np.int64)
         seq_len_all = np.array([len(h) for h in hist_all], dtype=np.int64)
@@ -316,12 +331,50 @@ def join_keys(csv_dir):
     return np.concatenate(users), np.concatenate(stamps)
 
 
-def run_fuxictr(args, csv_dir, work_dir, make_model=None, side="FuxiCTR", predictions=False):
+class PeerModel:
+    """A FuxiCTR model the pipeline below trains on LongCTR batches. load() imports and
+    returns its class (after the thread pools are sized); params(args) gives its
+    model-config entries; padding is LongCTRDataLoader's; per_sample_history asks for one
+    user_info row per sample (see build_longctr_layout)."""
+
+    def __init__(self, name, load, params, padding="pre", per_sample_history=False):
+        self.name, self.load, self.params = name, load, params
+        self.padding, self.per_sample_history = padding, per_sample_history
+
+
+def _load_din():
+    from model_zoo.LongCTR.DIN import DIN
+    return DIN
+
+
+def _din_params(args):
+    return {
+        "dnn_hidden_units": [200, 80],
+        "dnn_activations": "ReLU",
+        "attention_hidden_units": [64],
+        "attention_hidden_activations": "ReLU",
+        "attention_output_activation": None,
+        "attention_dropout": 0,
+        "din_use_softmax": False,
+        "net_dropout": 0,
+        "batch_norm": False,
+        "accumulation_steps": 1,
+    }
+
+
+DIN_MODEL = PeerModel("DIN", _load_din, _din_params)
+
+
+def run_fuxictr(args, csv_dir, work_dir, make_model=None, side="FuxiCTR", predictions=False,
+                model=None):
     """FuxiCTR's DIN pipeline; make_model(DIN, feature_map, params) builds the model instead
     of DIN(feature_map, **params) (a DIN with more inputs). predictions: also return the
-    best model's test predictions (test split order) as "test_predictions"."""
+    best model's test predictions (test split order) as "test_predictions". model: another
+    PeerModel than DIN_MODEL, trained by the same pipeline (make_model then gets its class)."""
     import logging
     import torch
+
+    model_spec = model or DIN_MODEL
 
     torch.set_num_threads(args.threads)
     # Once per process: a second call aborts Debian's torch 1.13 (an uncatchable c10::Error),
@@ -335,20 +388,21 @@ def run_fuxictr(args, csv_dir, work_dir, make_model=None, side="FuxiCTR", predic
     from fuxictr.pytorch.dataloaders import RankDataLoader
     from fuxictr.pytorch.torch_utils import seed_everything
     from fuxictr.utils import set_logger
-    from model_zoo.LongCTR.DIN import DIN
     from model_zoo.LongCTR.longctr_dataloader import LongCTRDataLoader
+    model_class = model_spec.load()
 
     t0 = time.perf_counter()
     splits, sparse_cols, seq_cols = read_splits(csv_dir)
     if "user_id" not in sparse_cols:
         sys.exit("the exported splits have no user_id column")
-    dataset_id = "liber_ml1m_din"
+    dataset_id = "liber_ml1m_" + model_spec.name.lower()
     data_root = os.path.join(work_dir, "fuxictr_data")
     data_dir = os.path.join(data_root, dataset_id)
     if os.path.exists(data_dir):
         shutil.rmtree(data_dir)
     vocab, seq_width, layout = build_longctr_layout(
-        splits, sparse_cols, seq_cols, args.history, data_dir)
+        splits, sparse_cols, seq_cols, args.history, data_dir,
+        per_sample=model_spec.per_sample_history)
     counts = {n: len(splits[n]["label"]) for n in splits}
     del splits
     log(f"LongCTR parquet layout ({layout} user_info) written in "
@@ -375,7 +429,7 @@ def run_fuxictr(args, csv_dir, work_dir, make_model=None, side="FuxiCTR", predic
                          "vocab_size": vocab["item_id"], "remap": False})
 
     # One flat parameter dict, as run_expid.py builds it from dataset_config.yaml and
-    # model_config.yaml (the LongCTR DIN template, with this benchmark's settings).
+    # model_config.yaml (the LongCTR template of the model, with this benchmark's settings).
     params = {
         # dataset config
         "dataset_id": dataset_id,
@@ -402,9 +456,9 @@ def run_fuxictr(args, csv_dir, work_dir, make_model=None, side="FuxiCTR", predic
         "use_features": None,
         "feature_specs": None,
         "feature_config": None,
-        # DIN
-        "model": "DIN",
-        "model_id": "DIN_liber_peer",
+        # the model
+        "model": model_spec.name,
+        "model_id": model_spec.name + "_liber_peer",
         "gpu": -1,
         "loss": "binary_crossentropy",
         "metrics": ["AUC", "logloss"],
@@ -415,15 +469,6 @@ def run_fuxictr(args, csv_dir, work_dir, make_model=None, side="FuxiCTR", predic
         "net_regularizer": None,
         "batch_size": args.batch_size,
         "embedding_dim": args.embedding_dim,
-        "dnn_hidden_units": [200, 80],
-        "dnn_activations": "ReLU",
-        "attention_hidden_units": [64],
-        "attention_hidden_activations": "ReLU",
-        "attention_output_activation": None,
-        "attention_dropout": 0,
-        "din_use_softmax": False,
-        "net_dropout": 0,
-        "batch_norm": False,
         "epochs": args.epochs,
         "shuffle": True,
         "seed": args.seed,
@@ -431,9 +476,9 @@ def run_fuxictr(args, csv_dir, work_dir, make_model=None, side="FuxiCTR", predic
         "monitor_mode": "max",
         "reduce_lr_on_plateau": False,
         "max_len": args.history,
-        "padding": "pre",
-        "accumulation_steps": 1,
+        "padding": model_spec.padding,
     }
+    params.update(model_spec.params(args))
     # run_expid.py's steps (set_logger also creates model_root/dataset_id for checkpoints).
     if args.quiet:
         logging.disable(logging.INFO)
@@ -444,7 +489,8 @@ def run_fuxictr(args, csv_dir, work_dir, make_model=None, side="FuxiCTR", predic
         build_dataset(feature_encoder, **params)
     feature_map = FeatureMap(params["dataset_id"], data_dir)
     feature_map.load(os.path.join(data_dir, "feature_map.json"), params)
-    model = make_model(DIN, feature_map, params) if make_model else DIN(feature_map, **params)
+    model = (make_model(model_class, feature_map, params) if make_model
+             else model_class(feature_map, **params))
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     params["data_loader"] = LongCTRDataLoader
     train_gen, valid_gen = RankDataLoader(feature_map, stage="train", **params)
@@ -475,7 +521,7 @@ def run_fuxictr(args, csv_dir, work_dir, make_model=None, side="FuxiCTR", predic
     model.eval_step = timed_eval_step
     model.checkpoint_and_earlystop = recording_checkpoint_and_earlystop
 
-    log(f"training FuxiCTR {fuxictr_version} DIN ({n_params} parameters) on "
+    log(f"training FuxiCTR {fuxictr_version} {model_spec.name} ({n_params} parameters) on "
         f"{train_gen.num_samples} samples, {args.threads} threads, "
         f"num_workers={args.fuxictr_workers}")
     model.fit(train_gen, validation_data=valid_gen, **params)
@@ -511,18 +557,19 @@ def run_fuxictr(args, csv_dir, work_dir, make_model=None, side="FuxiCTR", predic
 # ---------------------------------------------------------------------------------------
 # liber side
 
-def run_liber_train(args, work_dir):
-    out = os.path.join(work_dir, "liber.json")
-    cmd = ["train"] + data_options(args) + [
-        "--backbones", "din", "--epochs", str(args.epochs), "--batch-size",
+def run_liber_train(args, work_dir, backbone="din", config=None):
+    """`liber train --backbones BACKBONE` (config: a --config JSON path) -> its numbers."""
+    out = os.path.join(work_dir, "liber.json" if backbone == "din" else f"liber-{backbone}.json")
+    cmd = ["train"] + data_options(args) + (["--config", config] if config else []) + [
+        "--backbones", backbone, "--epochs", str(args.epochs), "--batch-size",
         str(args.batch_size), "--lr", repr(args.lr), "--embedding-dim", str(args.embedding_dim),
         "--patience", str(args.patience), "--seed", str(args.seed),
         "--threads", str(args.threads), "--no-progress", "--out", out]
     run_liber(args, cmd, args.quiet)
     with open(out) as f:
-        records = [r for r in json.load(f) if r.get("backbone") == "din"]
+        records = [r for r in json.load(f) if r.get("backbone") == backbone]
     if not records:
-        sys.exit(f"{out}: no din record")
+        sys.exit(f"{out}: no {backbone} record")
     r = records[-1]
     return {
         "side": "liber",
