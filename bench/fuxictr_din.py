@@ -589,15 +589,17 @@ def run_liber_train(args, work_dir, backbone="din", config=None):
 
 # ---------------------------------------------------------------------------------------
 
-def report(args, fx, lb):
+def sides_table(args, model, fx, lb, note=None):
+    """The report's head: title, shared settings (and a note), one row per side."""
     import torch
-    label = data_label(args)
-    lines = [f"## DIN peer benchmark: liber vs {fx['side']} -- {label}", ""]
+    lines = [f"## {model} peer benchmark: liber vs {fx['side']} -- {data_label(args)}", ""]
     lines.append(f"Samples train/valid/test: {fx['train_samples']}/{fx['valid_samples']}/"
                  f"{fx['test_samples']}; embedding {args.embedding_dim}, batch "
                  f"{args.batch_size}, lr {args.lr:g}, max epochs {args.epochs}, patience "
                  f"{args.patience}, history {args.history}, threads {args.threads}, "
                  f"torch {torch.__version__} (both sides).")
+    if note:
+        lines.append(f"Settings: {note}.")
     lines.append("")
     lines.append("| side | test AUC | test LogLoss | epochs run (best) | early stop | "
                  "train s | train samples/s |")
@@ -607,6 +609,11 @@ def report(args, fx, lb):
                      f"{s['epochs']} ({s['best_epoch']}) | "
                      f"{'yes' if s['early_stopped'] else 'no'} | {s['train_seconds']:.1f} | "
                      f"{s['train_samples_per_s']:,.0f} |")
+    return lines
+
+
+def report(args, fx, lb):
+    lines = sides_table(args, "DIN", fx, lb)
     goals = {}
     if lb:
         ratio = lb["train_samples_per_s"] / fx["train_samples_per_s"]

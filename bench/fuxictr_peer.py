@@ -255,24 +255,7 @@ def parse_args():
 
 
 def report(args, name, fx, lb, note):
-    import torch
-    label = peer.data_label(args)
-    lines = [f"## {fx['model']} peer benchmark: liber vs {fx['side']} -- {label}", ""]
-    lines.append(f"Samples train/valid/test: {fx['train_samples']}/{fx['valid_samples']}/"
-                 f"{fx['test_samples']}; embedding {args.embedding_dim}, batch "
-                 f"{args.batch_size}, lr {args.lr:g}, max epochs {args.epochs}, patience "
-                 f"{args.patience}, history {args.history}, threads {args.threads}, "
-                 f"torch {torch.__version__} (both sides).")
-    lines.append(f"Settings: {note}.")
-    lines.append("")
-    lines.append("| side | test AUC | test LogLoss | epochs run (best) | early stop | "
-                 "train s | train samples/s |")
-    lines.append("|---|---:|---:|---:|---|---:|---:|")
-    for s in ([lb] if lb else []) + [fx]:
-        lines.append(f"| {s['side']} | {s['auc']:.4f} | {s['logloss']:.4f} | "
-                     f"{s['epochs']} ({s['best_epoch']}) | "
-                     f"{'yes' if s['early_stopped'] else 'no'} | {s['train_seconds']:.1f} | "
-                     f"{s['train_samples_per_s']:,.0f} |")
+    lines = peer.sides_table(args, fx["model"], fx, lb, note)
     goals = {}
     if lb:
         ratio = lb["train_samples_per_s"] / fx["train_samples_per_s"]

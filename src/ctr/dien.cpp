@@ -29,9 +29,11 @@ class Dien : public Backbone {
   torch::Tensor forward(const Batch& batch) override {
     FieldEmbeddings e = embedding(batch);
     torch::Tensor states = extractor_(e.history, e.history_mask);  // [B, N, d]
-    auxiliary_ = is_training() && auxiliary_weight_ > 0
-                     ? auxiliary_loss(states, e.history, e.history_mask) * auxiliary_weight_
-                     : torch::Tensor();
+    // Written in training only: a served model runs forward() from several threads at once.
+    if (is_training())
+      auxiliary_ = auxiliary_weight_ > 0
+                       ? auxiliary_loss(states, e.history, e.history_mask) * auxiliary_weight_
+                       : torch::Tensor();
     // Bilinear attention of the target over the states, softmax over the present items.
     torch::Tensor scores =
         torch::bmm(states, torch::matmul(e.target, attention_.t()).unsqueeze(2)).squeeze(2);
@@ -41,7 +43,7 @@ class Dien : public Backbone {
     return mlp_(torch::cat({e.fields.flatten(1), interest}, 1)).squeeze(-1);
   }
 
-  torch::Tensor auxiliary_loss() override { return auxiliary_; }
+  torch::Tensor auxiliary_loss() override { return is_training() ? auxiliary_ : torch::Tensor(); }
 
  private:
   // The state after item p+1 (the older one) scores the item at p against the item at p of
