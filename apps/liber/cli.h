@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,6 +30,10 @@ struct DataOptions {
 
   void add_to(CLI::App& app);
   BehaviorLog load() const;  // prints the read report's problems to stderr
+  // For a command that can also read a store's dataset (train --store, export --store):
+  // throws Error(Config) naming the first data flag given on `app`, or one of `extra`.
+  static void refuse_with_store(const CLI::App& app, const char* command,
+                                std::initializer_list<const char*> extra = {});
 };
 
 // The stages after ingest (learn, encode, experiment) read the dataset from the store that

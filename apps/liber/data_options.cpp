@@ -1,4 +1,5 @@
 #include <cstdio>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -24,6 +25,18 @@ void DataOptions::add_to(CLI::App& app) {
                "skip malformed lines (counted and reported) instead of stopping");
   app.add_option("--max-users", max_users, "keep only the first N users (0 = all)");
   app.add_option("--history", history_length, "recent item ids per sample")->capture_default_str();
+}
+
+void DataOptions::refuse_with_store(const CLI::App& app, const char* command,
+                                    std::initializer_list<const char*> extra) {
+  std::vector<const char*> flags = {"--dataset", "--data-dir", "--events", "--items", "--users",
+                                    "--max-users", "--skip-bad-lines"};
+  flags.insert(flags.end(), extra.begin(), extra.end());
+  for (const char* flag : flags)
+    if (app.get_option(flag)->count() > 0)
+      throw Error(ErrorKind::Config,
+                  fmt::format("liber {} --store reads the dataset from the store: {} does not apply",
+                              command, flag));
 }
 
 void StoreOnly::add_to(CLI::App& app) {

@@ -38,12 +38,7 @@ struct TrainOptions {
 // directory that liber serve --score-model loads.
 void train_on_store(TrainOptions& o, const std::vector<std::string>& names, const TrainConfig& train,
                     const std::function<ModelConfig(const std::string&)>& model_of) {
-  CLI::App& app = *o.app;
-  for (const char* flag : {"--dataset", "--data-dir", "--events", "--items", "--users", "--max-users",
-                           "--skip-bad-lines", "--checkpoint-dir"})
-    if (app.get_option(flag)->count() > 0)
-      throw Error(ErrorKind::Config,
-                  fmt::format("liber train --store reads the dataset from the store: {} does not apply", flag));
+  DataOptions::refuse_with_store(*o.app, "train", {"--checkpoint-dir"});
   if (o.save_model.empty())
     throw Error(ErrorKind::Config, "liber train --store needs --save-model DIR (where the model goes)");
   auto store = open_rocksdb_store(o.store, StoreOptions{.read_only = true});
@@ -196,11 +191,7 @@ void add_export_command(CLI::App& app) {
   cmd->callback([cmd, opts, dir, store_dir] {
     BehaviorLog log;
     if (!store_dir->empty()) {
-      for (const char* flag : {"--dataset", "--data-dir", "--events", "--items", "--users", "--max-users",
-                               "--skip-bad-lines"})
-        if (cmd->get_option(flag)->count() > 0)
-          throw Error(ErrorKind::Config,
-                      fmt::format("liber export --store reads the dataset from the store: {} does not apply", flag));
+      DataOptions::refuse_with_store(*cmd, "export");
       log = load_behavior_log(*open_rocksdb_store(*store_dir, StoreOptions{.read_only = true}));
     } else {
       log = opts->load();
